@@ -1,0 +1,289 @@
+"""Worker settings, read and validated from environment variables in this one module.
+
+Every setting is `AI_WORKER_<NAME>`; each default is the production value. The platform's existing names
+(`AI_SQS_QUEUE_NAME_LITE|BASIC|PREMIUM`) are accepted as aliases. AWS itself (credentials, region, endpoints,
+retry mode) is configured only through the SDK's own chain (`AWS_REGION`, `AWS_ENDPOINT_URL_SQS`, ...), never here.
+
+A bad value raises `ConfigError` naming the variable, so a misconfigured task fails at start, not mid-job.
+Job-specific settings live in their own section (`settings.ocr`, `settings.embedding`, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ai_worker.tiers import DEFAULT_POLL_WEIGHTS, TIERS
+
+PREFIX = "AI_WORKER_"
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the worker cannot use."""
+
+
+class _Env:
+    """Typed access to one environment mapping, remembering which variable each value came from."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+
+    def raw(self, name: str, *aliases: str) -> tuple[str, str] | None:
+        for key in (PREFIX + name, *aliases):
+            value = self.environ.get(key)
+            if value is not None and value.strip() != "":
+                return key, value.strip()
+        return None
+
+    def get(self, name: str, default: T, parse: Callable[[str], T], *aliases: str) -> T:
+        found = self.raw(name, *aliases)
+        if found is None:
+            return default
+        key, value = found
+        try:
+            return parse(value)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{key}={value!r}: {exc}") from exc
+
+    def str(self, name: str, default: str, *aliases: str) -> str:
+        return self.get(name, default, str, *aliases)
+
+    def opt_str(self, name: str, *aliases: str) -> str | None:
+        found = self.raw(name, *aliases)
+        return found[1] if found else None
+
+    def int(self, name: str, default: int, *aliases: str, minimum: int = 0, maximum: int | None = None) -> int:
+        def parse(v: str) -> int:
+            n = int(v)
+            if n < minimum or (maximum is not None and n > maximum):
+                raise ValueError(f"must be between {minimum} and {maximum if maximum is not None else 'inf'}")
+            return n
+
+        return self.get(name, default, parse, *aliases)
+
+    def float(self, name: str, default: float, *aliases: str, minimum: float = 0.0) -> float:
+        def parse(v: str) -> float:
+            x = float(v)
+            if x < minimum:
+                raise ValueError(f"must be >= {minimum}")
+            return x
+
+        return self.get(name, default, parse, *aliases)
+
+    def bool(self, name: str, default: bool, *aliases: str) -> bool:
+        def parse(v: str) -> bool:
+            low = v.lower()
+            if low in {"1", "true", "yes", "on"}:
+                return True
+            if low in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError("expected true/false")
+
+        return self.get(name, default, parse, *aliases)
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...], *aliases: str) -> str:
+        def parse(v: str) -> str:
+            if v not in choices:
+                raise ValueError(f"expected one of {', '.join(choices)}")
+            return v
+
+        return self.get(name, default, parse, *aliases)
+
+
+@dataclass(frozen=True)
+class InputSettings:
+    """Fetching job inputs (presigned URLs and S3 keys)."""
+
+    max_bytes: int = 50 * 1024 * 1024
+    timeout_s: float = 30.0
+    allow_http: bool = False  # https only in production
+    allow_private: bool = False  # loopback/private/link-local refused unless local development says otherwise
+    bucket: str | None = None  # bucket for `payload.s3_key`; defaults to the results bucket
+
+    @classmethod
+    def from_env(cls, env: _Env) -> InputSettings:
+        return cls(
+            max_bytes=env.int("INPUT_MAX_BYTES", cls.max_bytes, minimum=1),
+            timeout_s=env.float("INPUT_TIMEOUT_S", cls.timeout_s, minimum=0.1),
+            allow_http=env.bool("INPUT_ALLOW_HTTP", cls.allow_http),
+            allow_private=env.bool("INPUT_ALLOW_PRIVATE", cls.allow_private),
+            bucket=env.opt_str("INPUT_BUCKET"),
+        )
+
+
+@dataclass(frozen=True)
+class VisionSettings:
+    """Image/video job limits shared by the OpenCV handlers."""
+
+    max_pixels: int = 40_000_000  # ~A4 at 600 dpi; refuse anything larger before decoding
+    max_video_s: float = 600.0
+    video_fps: float = 2.0
+    video_scale_width: int = 480
+    segmentation_onnx_model: str | None = None
+
+    @classmethod
+    def from_env(cls, env: _Env) -> VisionSettings:
+        return cls(
+            max_pixels=env.int("MAX_PIXELS", cls.max_pixels, minimum=1),
+            max_video_s=env.float("VIDEO_MAX_S", cls.max_video_s, minimum=1.0),
+            video_fps=env.float("VIDEO_FPS", cls.video_fps, minimum=0.1),
+            video_scale_width=env.int("VIDEO_SCALE_WIDTH", cls.video_scale_width, minimum=64),
+            segmentation_onnx_model=env.opt_str("SEGMENTATION_ONNX_MODEL"),
+        )
+
+
+@dataclass(frozen=True)
+class OcrSettings:
+    """Google Vision OCR."""
+
+    breaker_open_s: float = 1800.0  # auth/billing failure: stop calling the paid API for 30 min
+    credentials_json: str | None = None  # service-account JSON as a secret; else the standard Google chain
+    api_endpoint: str | None = None  # for tests and private endpoints
+    language_hints: tuple[str, ...] = ("ko", "en")
+    timeout_s: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: _Env) -> OcrSettings:
+        hints = env.opt_str("OCR_LANGUAGE_HINTS")
+        return cls(
+            breaker_open_s=env.float("OCR_BREAKER_OPEN_S", cls.breaker_open_s),
+            credentials_json=env.opt_str("GOOGLE_CREDENTIALS_JSON"),
+            api_endpoint=env.opt_str("OCR_API_ENDPOINT"),
+            language_hints=tuple(h.strip() for h in hints.split(",") if h.strip()) if hints else cls.language_hints,
+            timeout_s=env.float("OCR_TIMEOUT_S", cls.timeout_s, minimum=0.1),
+        )
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    """sentence-transformers embeddings; models load from a local path only."""
+
+    model: str = "/opt/models/paraphrase-multilingual-MiniLM-L12-v2"
+    device: str = "auto"  # auto | cpu | cuda
+    batch_size: int = 64
+    max_texts: int = 2048
+    max_chars: int = 8192
+    inline_max_bytes: int = 128 * 1024  # larger results go to S3 by reference (SQS/S3 docs stay small)
+
+    @classmethod
+    def from_env(cls, env: _Env) -> EmbeddingSettings:
+        return cls(
+            model=env.str("EMBEDDING_MODEL", cls.model),
+            device=env.choice("EMBEDDING_DEVICE", cls.device, ("auto", "cpu", "cuda")),
+            batch_size=env.int("EMBEDDING_BATCH_SIZE", cls.batch_size, minimum=1),
+            max_texts=env.int("EMBEDDING_MAX_TEXTS", cls.max_texts, minimum=1),
+            max_chars=env.int("EMBEDDING_MAX_CHARS", cls.max_chars, minimum=1),
+            inline_max_bytes=env.int("RESULT_INLINE_MAX_BYTES", cls.inline_max_bytes, minimum=0),
+        )
+
+
+@dataclass(frozen=True)
+class LlmSettings:
+    """OpenAI problem generation (API key and base URL come from OPENAI_API_KEY / OPENAI_BASE_URL)."""
+
+    model: str = "gpt-4o-mini"
+    timeout_s: float = 60.0
+    max_output_tokens: int = 2048
+
+    @classmethod
+    def from_env(cls, env: _Env) -> LlmSettings:
+        return cls(
+            model=env.str("OPENAI_MODEL", cls.model),
+            timeout_s=env.float("OPENAI_TIMEOUT_S", cls.timeout_s, minimum=0.1),
+            max_output_tokens=env.int("OPENAI_MAX_OUTPUT_TOKENS", cls.max_output_tokens, minimum=16),
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the worker reads from its environment. Build with `Settings.from_env()`."""
+
+    backend: str = "auto"  # auto | aws | local: auto means local only when no AWS configuration is present
+    queue_names: dict[str, str] = field(default_factory=lambda: {t: f"academy-ai-jobs-{t}" for t in TIERS})
+    dlq_suffix: str = "-dlq"
+    results_bucket: str = "academy-ai-results"
+    results_queue: str | None = "academy-ai-results"
+    results_prefix: str = "results/"
+    poll_weights: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_POLL_WEIGHTS))
+    slots: int | None = None  # None: CPU count on cpu workers, one per GPU on gpu workers
+    job_timeout_s: float = 900.0
+    job_memory_mb: int = 4096
+    visibility_timeout_s: int = 120  # lease granted per extension
+    wait_time_s: int = 20  # SQS long polling maximum
+    drain_timeout_s: float = 100.0  # inside ECS's 120 s stopTimeout, leaving time to release and exit
+    heartbeat_file: str = "/tmp/ai-worker.heartbeat"
+    heartbeat_max_age_s: float = 90.0
+    log_level: str = "INFO"
+    metrics_namespace: str = "AiWorker"
+    allow_gpu_fallback: bool = False
+    image: str = "dev"
+    inputs: InputSettings = field(default_factory=InputSettings)
+    vision: VisionSettings = field(default_factory=VisionSettings)
+    ocr: OcrSettings = field(default_factory=OcrSettings)
+    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
+    llm: LlmSettings = field(default_factory=LlmSettings)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = _Env(os.environ if environ is None else environ)
+        shared = env.opt_str("QUEUE")  # one queue for every tier
+        queue_names = {
+            tier: shared
+            or env.str(f"QUEUE_{tier.upper()}", f"academy-ai-jobs-{tier}", f"AI_SQS_QUEUE_NAME_{tier.upper()}")
+            for tier in TIERS
+        }
+        weights = {
+            tier: env.int(f"{tier.upper()}_POLL_WEIGHT", DEFAULT_POLL_WEIGHTS[tier], minimum=1, maximum=100)
+            for tier in TIERS
+        }
+        results_queue = env.str("RESULTS_QUEUE", "academy-ai-results")
+        slots_raw = env.opt_str("SLOTS")
+        return cls(
+            backend=env.choice("BACKEND", "auto", ("auto", "aws", "local")),
+            queue_names=queue_names,
+            dlq_suffix=env.str("DLQ_SUFFIX", "-dlq"),
+            results_bucket=env.str("RESULTS_BUCKET", "academy-ai-results"),
+            results_queue=None if results_queue.lower() == "none" else results_queue,
+            results_prefix=env.str("RESULTS_PREFIX", "results/"),
+            poll_weights=weights,
+            slots=None if slots_raw in (None, "auto") else env.int("SLOTS", 1, minimum=1, maximum=256),
+            job_timeout_s=env.float("JOB_TIMEOUT_S", 900.0, minimum=1.0),
+            job_memory_mb=env.int("JOB_MEMORY_MB", 4096, minimum=64),
+            visibility_timeout_s=env.int("VISIBILITY_TIMEOUT_S", 120, minimum=10, maximum=43_200),
+            wait_time_s=env.int("WAIT_TIME_S", 20, minimum=0, maximum=20),
+            drain_timeout_s=env.float("DRAIN_TIMEOUT_S", 100.0),
+            heartbeat_file=env.str("HEARTBEAT_FILE", "/tmp/ai-worker.heartbeat"),
+            heartbeat_max_age_s=env.float("HEARTBEAT_MAX_AGE_S", 90.0, minimum=1.0),
+            log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            metrics_namespace=env.str("METRICS_NAMESPACE", "AiWorker"),
+            allow_gpu_fallback=env.bool("ALLOW_GPU_FALLBACK", False),
+            image=env.str("IMAGE", "dev"),
+            inputs=InputSettings.from_env(env),
+            vision=VisionSettings.from_env(env),
+            ocr=OcrSettings.from_env(env),
+            embedding=EmbeddingSettings.from_env(env),
+            llm=LlmSettings.from_env(env),
+        )
+
+    def dlq_name(self, tier: str) -> str:
+        return self.queue_names[tier] + self.dlq_suffix
+
+    @property
+    def shared_queue(self) -> bool:
+        return len(set(self.queue_names.values())) == 1
+
+    def describe(self) -> dict[str, Any]:
+        """A loggable view (no secrets)."""
+        return {
+            "backend": self.backend,
+            "queues": self.queue_names,
+            "results_bucket": self.results_bucket,
+            "results_queue": self.results_queue,
+            "poll_weights": self.poll_weights,
+            "slots": self.slots,
+            "job_timeout_s": self.job_timeout_s,
+            "job_memory_mb": self.job_memory_mb,
+        }
