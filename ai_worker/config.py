@@ -48,14 +48,14 @@ class _Env:
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{key}={value!r}: {exc}") from exc
 
-    def str(self, name: str, default: str, *aliases: str) -> str:
+    def text(self, name: str, default: str, *aliases: str) -> str:
         return self.get(name, default, str, *aliases)
 
-    def opt_str(self, name: str, *aliases: str) -> str | None:
+    def opt_text(self, name: str, *aliases: str) -> str | None:
         found = self.raw(name, *aliases)
         return found[1] if found else None
 
-    def int(self, name: str, default: int, *aliases: str, minimum: int = 0, maximum: int | None = None) -> int:
+    def integer(self, name: str, default: int, *aliases: str, minimum: int = 0, maximum: int | None = None) -> int:
         def parse(v: str) -> int:
             n = int(v)
             if n < minimum or (maximum is not None and n > maximum):
@@ -64,7 +64,7 @@ class _Env:
 
         return self.get(name, default, parse, *aliases)
 
-    def float(self, name: str, default: float, *aliases: str, minimum: float = 0.0) -> float:
+    def number(self, name: str, default: float, *aliases: str, minimum: float = 0.0) -> float:
         def parse(v: str) -> float:
             x = float(v)
             if x < minimum:
@@ -73,7 +73,7 @@ class _Env:
 
         return self.get(name, default, parse, *aliases)
 
-    def bool(self, name: str, default: bool, *aliases: str) -> bool:
+    def flag(self, name: str, default: bool, *aliases: str) -> bool:
         def parse(v: str) -> bool:
             low = v.lower()
             if low in {"1", "true", "yes", "on"}:
@@ -106,11 +106,11 @@ class InputSettings:
     @classmethod
     def from_env(cls, env: _Env) -> InputSettings:
         return cls(
-            max_bytes=env.int("INPUT_MAX_BYTES", cls.max_bytes, minimum=1),
-            timeout_s=env.float("INPUT_TIMEOUT_S", cls.timeout_s, minimum=0.1),
-            allow_http=env.bool("INPUT_ALLOW_HTTP", cls.allow_http),
-            allow_private=env.bool("INPUT_ALLOW_PRIVATE", cls.allow_private),
-            bucket=env.opt_str("INPUT_BUCKET"),
+            max_bytes=env.integer("INPUT_MAX_BYTES", cls.max_bytes, minimum=1),
+            timeout_s=env.number("INPUT_TIMEOUT_S", cls.timeout_s, minimum=0.1),
+            allow_http=env.flag("INPUT_ALLOW_HTTP", cls.allow_http),
+            allow_private=env.flag("INPUT_ALLOW_PRIVATE", cls.allow_private),
+            bucket=env.opt_text("INPUT_BUCKET"),
         )
 
 
@@ -127,11 +127,11 @@ class VisionSettings:
     @classmethod
     def from_env(cls, env: _Env) -> VisionSettings:
         return cls(
-            max_pixels=env.int("MAX_PIXELS", cls.max_pixels, minimum=1),
-            max_video_s=env.float("VIDEO_MAX_S", cls.max_video_s, minimum=1.0),
-            video_fps=env.float("VIDEO_FPS", cls.video_fps, minimum=0.1),
-            video_scale_width=env.int("VIDEO_SCALE_WIDTH", cls.video_scale_width, minimum=64),
-            segmentation_onnx_model=env.opt_str("SEGMENTATION_ONNX_MODEL"),
+            max_pixels=env.integer("MAX_PIXELS", cls.max_pixels, minimum=1),
+            max_video_s=env.number("VIDEO_MAX_S", cls.max_video_s, minimum=1.0),
+            video_fps=env.number("VIDEO_FPS", cls.video_fps, minimum=0.1),
+            video_scale_width=env.integer("VIDEO_SCALE_WIDTH", cls.video_scale_width, minimum=64),
+            segmentation_onnx_model=env.opt_text("SEGMENTATION_ONNX_MODEL"),
         )
 
 
@@ -147,13 +147,13 @@ class OcrSettings:
 
     @classmethod
     def from_env(cls, env: _Env) -> OcrSettings:
-        hints = env.opt_str("OCR_LANGUAGE_HINTS")
+        hints = env.opt_text("OCR_LANGUAGE_HINTS")
         return cls(
-            breaker_open_s=env.float("OCR_BREAKER_OPEN_S", cls.breaker_open_s),
-            credentials_json=env.opt_str("GOOGLE_CREDENTIALS_JSON"),
-            api_endpoint=env.opt_str("OCR_API_ENDPOINT"),
+            breaker_open_s=env.number("OCR_BREAKER_OPEN_S", cls.breaker_open_s),
+            credentials_json=env.opt_text("GOOGLE_CREDENTIALS_JSON"),
+            api_endpoint=env.opt_text("OCR_API_ENDPOINT"),
             language_hints=tuple(h.strip() for h in hints.split(",") if h.strip()) if hints else cls.language_hints,
-            timeout_s=env.float("OCR_TIMEOUT_S", cls.timeout_s, minimum=0.1),
+            timeout_s=env.number("OCR_TIMEOUT_S", cls.timeout_s, minimum=0.1),
         )
 
 
@@ -171,12 +171,12 @@ class EmbeddingSettings:
     @classmethod
     def from_env(cls, env: _Env) -> EmbeddingSettings:
         return cls(
-            model=env.str("EMBEDDING_MODEL", cls.model),
+            model=env.text("EMBEDDING_MODEL", cls.model),
             device=env.choice("EMBEDDING_DEVICE", cls.device, ("auto", "cpu", "cuda")),
-            batch_size=env.int("EMBEDDING_BATCH_SIZE", cls.batch_size, minimum=1),
-            max_texts=env.int("EMBEDDING_MAX_TEXTS", cls.max_texts, minimum=1),
-            max_chars=env.int("EMBEDDING_MAX_CHARS", cls.max_chars, minimum=1),
-            inline_max_bytes=env.int("RESULT_INLINE_MAX_BYTES", cls.inline_max_bytes, minimum=0),
+            batch_size=env.integer("EMBEDDING_BATCH_SIZE", cls.batch_size, minimum=1),
+            max_texts=env.integer("EMBEDDING_MAX_TEXTS", cls.max_texts, minimum=1),
+            max_chars=env.integer("EMBEDDING_MAX_CHARS", cls.max_chars, minimum=1),
+            inline_max_bytes=env.integer("RESULT_INLINE_MAX_BYTES", cls.inline_max_bytes, minimum=0),
         )
 
 
@@ -191,9 +191,9 @@ class LlmSettings:
     @classmethod
     def from_env(cls, env: _Env) -> LlmSettings:
         return cls(
-            model=env.str("OPENAI_MODEL", cls.model),
-            timeout_s=env.float("OPENAI_TIMEOUT_S", cls.timeout_s, minimum=0.1),
-            max_output_tokens=env.int("OPENAI_MAX_OUTPUT_TOKENS", cls.max_output_tokens, minimum=16),
+            model=env.text("OPENAI_MODEL", cls.model),
+            timeout_s=env.number("OPENAI_TIMEOUT_S", cls.timeout_s, minimum=0.1),
+            max_output_tokens=env.integer("OPENAI_MAX_OUTPUT_TOKENS", cls.max_output_tokens, minimum=16),
         )
 
 
@@ -207,7 +207,7 @@ class Settings:
     results_bucket: str = "academy-ai-results"
     results_queue: str | None = "academy-ai-results"
     results_prefix: str = "results/"
-    poll_weights: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_POLL_WEIGHTS))
+    poll_weights: dict[str, int] = field(default_factory=lambda: {str(k): v for k, v in DEFAULT_POLL_WEIGHTS.items()})
     slots: int | None = None  # None: CPU count on cpu workers, one per GPU on gpu workers
     job_timeout_s: float = 900.0
     job_memory_mb: int = 4096
@@ -229,38 +229,38 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = _Env(os.environ if environ is None else environ)
-        shared = env.opt_str("QUEUE")  # one queue for every tier
-        queue_names = {
+        shared = env.opt_text("QUEUE")  # one queue for every tier
+        queue_names: dict[str, str] = {
             tier: shared
-            or env.str(f"QUEUE_{tier.upper()}", f"academy-ai-jobs-{tier}", f"AI_SQS_QUEUE_NAME_{tier.upper()}")
+            or env.text(f"QUEUE_{tier.upper()}", f"academy-ai-jobs-{tier}", f"AI_SQS_QUEUE_NAME_{tier.upper()}")
             for tier in TIERS
         }
-        weights = {
-            tier: env.int(f"{tier.upper()}_POLL_WEIGHT", DEFAULT_POLL_WEIGHTS[tier], minimum=1, maximum=100)
+        weights: dict[str, int] = {
+            tier: env.integer(f"{tier.upper()}_POLL_WEIGHT", DEFAULT_POLL_WEIGHTS[tier], minimum=1, maximum=100)
             for tier in TIERS
         }
-        results_queue = env.str("RESULTS_QUEUE", "academy-ai-results")
-        slots_raw = env.opt_str("SLOTS")
+        results_queue = env.text("RESULTS_QUEUE", "academy-ai-results")
+        slots_raw = env.opt_text("SLOTS")
         return cls(
             backend=env.choice("BACKEND", "auto", ("auto", "aws", "local")),
             queue_names=queue_names,
-            dlq_suffix=env.str("DLQ_SUFFIX", "-dlq"),
-            results_bucket=env.str("RESULTS_BUCKET", "academy-ai-results"),
+            dlq_suffix=env.text("DLQ_SUFFIX", "-dlq"),
+            results_bucket=env.text("RESULTS_BUCKET", "academy-ai-results"),
             results_queue=None if results_queue.lower() == "none" else results_queue,
-            results_prefix=env.str("RESULTS_PREFIX", "results/"),
+            results_prefix=env.text("RESULTS_PREFIX", "results/"),
             poll_weights=weights,
-            slots=None if slots_raw in (None, "auto") else env.int("SLOTS", 1, minimum=1, maximum=256),
-            job_timeout_s=env.float("JOB_TIMEOUT_S", 900.0, minimum=1.0),
-            job_memory_mb=env.int("JOB_MEMORY_MB", 4096, minimum=64),
-            visibility_timeout_s=env.int("VISIBILITY_TIMEOUT_S", 120, minimum=10, maximum=43_200),
-            wait_time_s=env.int("WAIT_TIME_S", 20, minimum=0, maximum=20),
-            drain_timeout_s=env.float("DRAIN_TIMEOUT_S", 100.0),
-            heartbeat_file=env.str("HEARTBEAT_FILE", "/tmp/ai-worker.heartbeat"),
-            heartbeat_max_age_s=env.float("HEARTBEAT_MAX_AGE_S", 90.0, minimum=1.0),
+            slots=None if slots_raw in (None, "auto") else env.integer("SLOTS", 1, minimum=1, maximum=256),
+            job_timeout_s=env.number("JOB_TIMEOUT_S", 900.0, minimum=1.0),
+            job_memory_mb=env.integer("JOB_MEMORY_MB", 4096, minimum=64),
+            visibility_timeout_s=env.integer("VISIBILITY_TIMEOUT_S", 120, minimum=10, maximum=43_200),
+            wait_time_s=env.integer("WAIT_TIME_S", 20, minimum=0, maximum=20),
+            drain_timeout_s=env.number("DRAIN_TIMEOUT_S", 100.0),
+            heartbeat_file=env.text("HEARTBEAT_FILE", "/tmp/ai-worker.heartbeat"),
+            heartbeat_max_age_s=env.number("HEARTBEAT_MAX_AGE_S", 90.0, minimum=1.0),
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
-            metrics_namespace=env.str("METRICS_NAMESPACE", "AiWorker"),
-            allow_gpu_fallback=env.bool("ALLOW_GPU_FALLBACK", False),
-            image=env.str("IMAGE", "dev"),
+            metrics_namespace=env.text("METRICS_NAMESPACE", "AiWorker"),
+            allow_gpu_fallback=env.flag("ALLOW_GPU_FALLBACK", False),
+            image=env.text("IMAGE", "dev"),
             inputs=InputSettings.from_env(env),
             vision=VisionSettings.from_env(env),
             ocr=OcrSettings.from_env(env),

@@ -122,7 +122,7 @@ def validate_envelope(env: Envelope, *, queue_tiers: frozenset[str] | None = Non
         raise PermanentError(
             errors.TIER_NOT_ALLOWED, f"tier {tier!r} does not belong on a queue serving {sorted(queue_tiers)}"
         )
-    if not allows(tier, env.job_type):  # type: ignore[arg-type]
+    if not allows(tier, env.job_type):
         raise PermanentError(errors.TIER_NOT_ALLOWED, f"tier {tier!r} may not run job_type {env.job_type!r}")
     payload_tenant = env.payload.get("tenant_id")
     if env.tenant_id and payload_tenant is not None and str(payload_tenant) != env.tenant_id:
@@ -137,4 +137,4 @@ def validate_envelope(env: Envelope, *, queue_tiers: frozenset[str] | None = Non
     if env.attempt < 1:
         raise PermanentError(errors.INVALID_ENVELOPE, "attempt must be >= 1")
     env.tier = tier
-    return tier  # type: ignore[return-value]
+    return tier
