@@ -123,6 +123,9 @@ class VisionSettings:
     video_fps: float = 2.0
     video_scale_width: int = 480
     segmentation_onnx_model: str | None = None
+    segmentation_onnx_min_score: float = 0.5  # detections below this confidence are dropped before NMS
+    pdf_max_pages: int = 20  # pages rendered per job; more must be selected with payload.pages
+    pdf_max_dpi: int = 300  # highest payload.dpi accepted for PDF rendering (A4 at 300 dpi is 8.7 Mpx)
 
     @classmethod
     def from_env(cls, env: _Env) -> VisionSettings:
@@ -132,6 +135,9 @@ class VisionSettings:
             video_fps=env.number("VIDEO_FPS", cls.video_fps, minimum=0.1),
             video_scale_width=env.integer("VIDEO_SCALE_WIDTH", cls.video_scale_width, minimum=64),
             segmentation_onnx_model=env.opt_text("SEGMENTATION_ONNX_MODEL"),
+            segmentation_onnx_min_score=env.number("SEGMENTATION_ONNX_MIN_SCORE", cls.segmentation_onnx_min_score),
+            pdf_max_pages=env.integer("PDF_MAX_PAGES", cls.pdf_max_pages, minimum=1, maximum=1000),
+            pdf_max_dpi=env.integer("PDF_MAX_DPI", cls.pdf_max_dpi, minimum=72, maximum=1200),
         )
 
 
@@ -144,6 +150,10 @@ class OcrSettings:
     api_endpoint: str | None = None  # for tests and private endpoints
     language_hints: tuple[str, ...] = ("ko", "en")
     timeout_s: float = 30.0
+    # Shared by the job processes of one worker (they share its filesystem); see ai_worker.jobs.breaker.
+    breaker_file: str = "/tmp/ai-worker-breaker-ocr.json"
+    # Longest side sent to Vision: 3x its 1024x768 text recommendation keeps A4 handwriting legible (~260 dpi).
+    max_side: int = 3072
 
     @classmethod
     def from_env(cls, env: _Env) -> OcrSettings:
@@ -154,6 +164,8 @@ class OcrSettings:
             api_endpoint=env.opt_text("OCR_API_ENDPOINT"),
             language_hints=tuple(h.strip() for h in hints.split(",") if h.strip()) if hints else cls.language_hints,
             timeout_s=env.number("OCR_TIMEOUT_S", cls.timeout_s, minimum=0.1),
+            breaker_file=env.text("OCR_BREAKER_FILE", cls.breaker_file),
+            max_side=env.integer("OCR_MAX_SIDE", cls.max_side, minimum=640, maximum=8192),
         )
 
 
@@ -187,6 +199,12 @@ class LlmSettings:
     model: str = "gpt-4o-mini"
     timeout_s: float = 60.0
     max_output_tokens: int = 2048
+    max_input_chars: int = 20_000  # OCR text of a few exam pages; longer inputs are refused as invalid_input
+    # 429/5xx: wait in the handler only when the server asks for a short pause, else hand back to the queue.
+    max_retries: int = 2
+    inline_retry_max_s: float = 20.0
+    breaker_open_s: float = 1800.0  # auth/billing failure: stop calling the paid API for 30 min
+    breaker_file: str = "/tmp/ai-worker-breaker-llm.json"
 
     @classmethod
     def from_env(cls, env: _Env) -> LlmSettings:
@@ -194,6 +212,11 @@ class LlmSettings:
             model=env.text("OPENAI_MODEL", cls.model),
             timeout_s=env.number("OPENAI_TIMEOUT_S", cls.timeout_s, minimum=0.1),
             max_output_tokens=env.integer("OPENAI_MAX_OUTPUT_TOKENS", cls.max_output_tokens, minimum=16),
+            max_input_chars=env.integer("LLM_MAX_INPUT_CHARS", cls.max_input_chars, minimum=1),
+            max_retries=env.integer("LLM_MAX_RETRIES", cls.max_retries, maximum=10),
+            inline_retry_max_s=env.number("LLM_INLINE_RETRY_MAX_S", cls.inline_retry_max_s),
+            breaker_open_s=env.number("LLM_BREAKER_OPEN_S", cls.breaker_open_s),
+            breaker_file=env.text("LLM_BREAKER_FILE", cls.breaker_file),
         )
 
 
@@ -202,6 +225,8 @@ class Settings:
     """Everything the worker reads from its environment. Build with `Settings.from_env()`."""
 
     backend: str = "auto"  # auto | aws | local: auto means local only when no AWS configuration is present
+    local_port: int = 5055  # the embedded local backend listens on 127.0.0.1:<port> (0: any free port)
+    worker_kind: str = "cpu"  # `ai-worker run` without --tier: cpu polls basic+lite, gpu polls premium
     queue_names: dict[str, str] = field(default_factory=lambda: {t: f"academy-ai-jobs-{t}" for t in TIERS})
     dlq_suffix: str = "-dlq"
     results_bucket: str = "academy-ai-results"
@@ -214,6 +239,8 @@ class Settings:
     visibility_timeout_s: int = 120  # lease granted per extension
     wait_time_s: int = 20  # SQS long polling maximum
     drain_timeout_s: float = 100.0  # inside ECS's 120 s stopTimeout, leaving time to release and exit
+    retry_base_s: float = 10.0  # first retry backoff; doubles with each receive
+    retry_max_s: float = 900.0  # backoff cap (SQS allows up to 12 h of visibility)
     heartbeat_file: str = "/tmp/ai-worker.heartbeat"
     heartbeat_max_age_s: float = 90.0
     log_level: str = "INFO"
@@ -243,6 +270,8 @@ class Settings:
         slots_raw = env.opt_text("SLOTS")
         return cls(
             backend=env.choice("BACKEND", "auto", ("auto", "aws", "local")),
+            local_port=env.integer("LOCAL_PORT", 5055, maximum=65_535),
+            worker_kind=env.choice("TIER", "cpu", ("cpu", "gpu")),
             queue_names=queue_names,
             dlq_suffix=env.text("DLQ_SUFFIX", "-dlq"),
             results_bucket=env.text("RESULTS_BUCKET", "academy-ai-results"),
@@ -255,6 +284,8 @@ class Settings:
             visibility_timeout_s=env.integer("VISIBILITY_TIMEOUT_S", 120, minimum=10, maximum=43_200),
             wait_time_s=env.integer("WAIT_TIME_S", 20, minimum=0, maximum=20),
             drain_timeout_s=env.number("DRAIN_TIMEOUT_S", 100.0),
+            retry_base_s=env.number("RETRY_BASE_S", 10.0, minimum=1.0),
+            retry_max_s=env.number("RETRY_MAX_S", 900.0, minimum=1.0),
             heartbeat_file=env.text("HEARTBEAT_FILE", "/tmp/ai-worker.heartbeat"),
             heartbeat_max_age_s=env.number("HEARTBEAT_MAX_AGE_S", 90.0, minimum=1.0),
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),

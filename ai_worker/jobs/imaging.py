@@ -48,3 +48,52 @@ def decode_image(data: bytes, *, max_pixels: int, grayscale: bool = False) -> np
     if img is None:
         raise PermanentError(INVALID_INPUT, "image header is valid but the pixel data could not be decoded")
     return img
+
+
+INK_MIN_CONTRAST = 50  # grey levels below the local paper tone that count as ink: above scan noise and paper grain
+_BACKGROUND_SHRINK = 4  # the paper tone is estimated at 1/4 size: it varies slowly and this is 16x cheaper
+
+
+def ink_mask(gray: np.ndarray, min_contrast: int = INK_MIN_CONTRAST) -> np.ndarray:
+    """A 0/1 uint8 mask of pixels at least `min_contrast` darker than the local paper tone.
+
+    The paper tone is a grey closing (a max filter followed by a min filter) wide enough to erase pen strokes, so
+    uneven lighting and tinted paper do not read as ink and faint paper texture stays below the contrast floor.
+    """
+    import cv2
+    import numpy as np
+
+    small = cv2.resize(
+        gray,
+        (max(1, gray.shape[1] // _BACKGROUND_SHRINK), max(1, gray.shape[0] // _BACKGROUND_SHRINK)),
+        interpolation=cv2.INTER_AREA,
+    )
+    # Strokes up to ~1.5 % of the page width wide are erased from the background estimate.
+    k = max(3, (max(small.shape) // 64) | 1)
+    paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    paper = cv2.GaussianBlur(paper, (0, 0), k / 2)
+    paper = cv2.resize(paper, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
+    contrast = cv2.subtract(paper, gray)
+    return (contrast >= min_contrast).astype(np.uint8)
+
+
+def remove_specks(mask: np.ndarray, min_area: int) -> np.ndarray:
+    """`mask` without 8-connected components smaller than `min_area` pixels (scan dust, noise)."""
+    import cv2
+    import numpy as np
+
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_area
+    keep[0] = False  # label 0 is the background
+    return keep[labels].astype(np.uint8) if count > 1 else np.zeros_like(mask)
+
+
+def join_marks(mask: np.ndarray, across: int, down: int = 1) -> np.ndarray:
+    """`mask` with gaps narrower than `across` x `down` pixels closed (letters into words, words into lines).
+
+    The image edge counts as blank: a mark near it is not stretched to it (OpenCV's default border would).
+    """
+    import cv2
+
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (across, down))
+    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)

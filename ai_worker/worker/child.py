@@ -1,0 +1,162 @@
+"""The job process: runs one job at a time for the worker, keeping handler modules (and their models) warm.
+
+The worker sends a `JobTask` over a pipe and gets a `JobReport` back. Here, in this order: the idempotency check
+(a result that already exists means the job is acknowledged without running), the handler with a `JobContext`
+backed by S3 and HTTPS, and the conditional write of the result document. Only the outcome travels back; the
+worker owns the message (leases, deletes, retries). Ctrl-C is ignored here: the worker decides when a job stops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any, Final, Literal
+
+from ai_worker import errors, logs
+from ai_worker.broker.sqs import make_clients
+from ai_worker.config import Settings
+from ai_worker.envelope import Envelope
+from ai_worker.errors import JobError, PermanentError, TransientError
+from ai_worker.inputs import load_input
+from ai_worker.jobs import Handler, resolve
+from ai_worker.jobs.context import JobContext
+from ai_worker.results import ResultSink, S3BlobStore, Status, build_document, notice
+
+log = logging.getLogger("ai_worker.child")
+
+SinkFactory = Callable[[Settings], ResultSink]
+Outcome = Literal["done", "failed", "duplicate", "retry"]
+READY: Final = "ready"  # first message of a job process, once it can take jobs
+
+
+@dataclass(frozen=True)
+class JobTask:
+    envelope: dict[str, Any]  # the validated envelope (tier filled in)
+    handler: str  # "module:function"
+    attempts: int
+    queued_s: float
+
+
+@dataclass(frozen=True)
+class JobReport:
+    outcome: Outcome
+    run_s: float | None = None
+    error: dict[str, Any] | None = None  # {code, message, retryable}
+    retry_after_s: float | None = None
+    notice: dict[str, Any] | None = None  # for the results queue, when a result was written
+
+
+class JobRunner:
+    """Runs tasks in this process; handlers and clients are created once and reused."""
+
+    def __init__(self, settings: Settings, kind: str, sink_factory: SinkFactory) -> None:
+        self.settings = settings
+        self.kind = kind
+        self.sink = sink_factory(settings)
+        self._handlers: dict[str, Handler] = {}
+        self._s3: Any = None
+
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            self._s3 = make_clients(self.settings).s3
+        return self._s3
+
+    def run(self, task: JobTask) -> JobReport:
+        env = Envelope.model_validate(task.envelope)
+        job_log = logs.job_logger("ai_worker.job", env)
+        try:
+            if self.sink.exists(env.tenant, env.job_id) is not None:
+                job_log.info("result already exists; acknowledging without running")
+                return JobReport("duplicate")
+            status, result, error, run_s = self._execute(task, env, job_log)
+            doc = build_document(
+                env,
+                status=status,
+                kind=self.kind,
+                settings=self.settings,
+                attempts=task.attempts,
+                result=result,
+                error=error,
+                queued_s=task.queued_s,
+                run_s=run_s,
+            )
+            ref = self.sink.write(doc)
+        except TransientError as exc:
+            return JobReport("retry", error=exc.to_dict(), retry_after_s=exc.retry_after_s)
+        if not ref.created:
+            job_log.info("another delivery wrote the result first; keeping it")
+            return JobReport("duplicate", run_s=run_s)
+        return JobReport(status, run_s=run_s, error=error, notice=notice(doc, ref))
+
+    def _execute(
+        self, task: JobTask, env: Envelope, job_log: logging.LoggerAdapter[logging.Logger]
+    ) -> tuple[Status, dict[str, Any] | None, dict[str, Any] | None, float]:
+        """Run the handler: (status, result, error, run_s). TransientError propagates (the job is retried)."""
+        started = time.monotonic()
+        try:
+            handler = self._handler(task.handler)
+            ctx = JobContext(
+                job=env,
+                settings=self.settings,
+                load_input=lambda: load_input(env, self.settings, self.s3),
+                blobs=S3BlobStore(self.s3, self.settings.results_bucket),
+                log=job_log,
+            )
+            result = _checked(handler(ctx))
+            return "done", result, None, time.monotonic() - started
+        except TransientError:
+            raise
+        except PermanentError as exc:
+            return "failed", None, exc.to_dict(), time.monotonic() - started
+        except Exception as exc:
+            # A bug or an unexpected library error: report it (retrying a deterministic failure only delays
+            # the producer); the traceback goes to the log, the code to the producer.
+            job_log.exception("handler raised an unexpected error")
+            error = JobError(errors.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}").to_dict()
+            return "failed", None, error, time.monotonic() - started
+
+    def _handler(self, path: str) -> Handler:
+        if path not in self._handlers:
+            try:
+                self._handlers[path] = resolve(path)
+            except (ImportError, AttributeError) as exc:
+                raise PermanentError(
+                    errors.UNSUPPORTED_JOB_TYPE, f"handler {path} is not available in this image: {exc}"
+                ) from exc
+        return self._handlers[path]
+
+
+def _checked(result: Any) -> dict[str, Any]:
+    """The handler's result as a dict, refusing what cannot become a JSON document."""
+    if not isinstance(result, Mapping):
+        raise PermanentError(errors.INTERNAL_ERROR, f"handler returned {type(result).__name__}, expected a dict")
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        raise PermanentError(errors.INTERNAL_ERROR, f"handler result is not JSON-serialisable: {exc}") from exc
+    return dict(result)
+
+
+def main(conn: Connection, settings: Settings, kind: str, sink_factory: SinkFactory) -> None:
+    """Entry point of a job process: serve tasks until the pipe closes or a None task arrives."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logs.setup(settings.log_level)
+    runner = JobRunner(settings, kind, sink_factory)
+    conn.send(READY)  # imports are done: the worker starts a job's clock only from here
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return  # the worker is gone
+        if task is None:
+            return
+        try:
+            conn.send(runner.run(task))
+        except (BrokenPipeError, OSError):
+            return

@@ -1,0 +1,388 @@
+"""The worker loop: receive, validate, dispatch to job slots, settle each message with one explicit outcome.
+
+Every received message ends in exactly one outcome (DESIGN.md §4):
+- done / failed: the result document is written (by the job process, or here for envelope violations), a notice
+  goes to the results queue, then the message is deleted (batched);
+- retry: the message stays invisible for a backoff computed from its receive count (SQS's redrive policy moves
+  it to the DLQ after maxReceiveCount);
+- dead: an unparseable body is sent to the DLQ of its queue with body and attributes intact, then deleted;
+- released: on shutdown, whatever cannot finish (or never started) is made visible again at once.
+At-least-once: a message may be delivered twice (a lease lost, a worker killed); the result is written at most
+once and a job whose result exists is acknowledged without running, so handlers must be idempotent.
+
+Threads: the poller receives (blocking long polls); this loop owns everything else, so no state is shared but
+the inbox and the slot capacity.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from ai_worker import errors, metrics
+from ai_worker.broker import Message
+from ai_worker.broker.sqs import MAX_BATCH, Clients, SqsBroker
+from ai_worker.config import Settings
+from ai_worker.envelope import Envelope, UnparseableMessage, parse_envelope, validate_envelope
+from ai_worker.errors import JobError, PermanentError, TransientError
+from ai_worker.logs import job_fields
+from ai_worker.protection import ScaleInProtection
+from ai_worker.results import build_document, notice
+from ai_worker.tiers import WORKER_TIERS, WorkerKind
+from ai_worker.worker import heartbeat
+from ai_worker.worker.child import JobReport, JobTask, SinkFactory
+from ai_worker.worker.leases import Leases, retry_delay, visibility_left
+from ai_worker.worker.polling import Capacity, Inbox, Poller
+from ai_worker.worker.slots import SlotPool
+
+log = logging.getLogger("ai_worker.worker")
+
+TICK_S: Final = 0.05  # loop period when idle: bounds the latency of dispatch, leases and drain
+HEARTBEAT_EVERY_S: Final = 5.0
+POLL_JOIN_MARGIN_S: Final = 5.0  # a long poll in flight at shutdown returns within wait_time_s plus this
+FLUSH_DELAY_S: Final = 0.5  # well inside any lease (renewed at half-life, >= 5 s left), so nothing lapses
+
+
+@dataclass
+class Job:
+    message: Message
+    env: Envelope
+
+
+def default_slots(kind: WorkerKind) -> int:
+    """CPU workers: one slot per CPU. GPU workers: one per visible GPU (at least one), counted without torch."""
+    if kind == "cpu":
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        count = len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    else:
+        count = len([p for p in Path("/dev").glob("nvidia*") if re.fullmatch(r"nvidia\d+", p.name)])
+    return max(1, count)
+
+
+def queue_weights(settings: Settings, kind: WorkerKind) -> dict[str, int]:
+    """Queue name -> poll weight for the tiers this kind of worker polls (one entry on a shared queue)."""
+    weights: dict[str, int] = {}
+    for tier in WORKER_TIERS[kind]:
+        name = settings.queue_names[tier]
+        weights[name] = max(weights.get(name, 0), settings.poll_weights[tier])
+    return weights
+
+
+def job_time_limit(settings: Settings, env: Envelope) -> float:
+    """The job's time limit: `settings.job_timeout_s`, or less when the payload asks for less (never more)."""
+    asked = env.payload.get("timeout_s")
+    if isinstance(asked, int | float) and not isinstance(asked, bool) and asked > 0:
+        return min(settings.job_timeout_s, float(asked))
+    return settings.job_timeout_s
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        kind: WorkerKind,
+        registry: Mapping[str, str],
+        stop: threading.Event,
+        clients: Clients,
+        sink_factory: SinkFactory,
+    ) -> None:
+        self.settings = settings
+        self.kind = kind
+        self.registry = dict(registry)
+        self.stop = stop
+        self.broker = SqsBroker(clients.sqs)
+        self.sink_factory = sink_factory
+        self.sink = sink_factory(settings)  # for failures found before a job runs
+        self.weights = queue_weights(settings, kind)
+        self.slot_count = settings.slots or default_slots(kind)
+        self.capacity = Capacity(self.slot_count)
+        self.inbox = Inbox()
+        self.leases = Leases(settings.visibility_timeout_s)
+        self.pending: deque[Job] = deque()
+        self.running: dict[str, Job] = {}
+        self.protection = ScaleInProtection()
+        self._deletes: list[Message] = []
+        self._visibility: list[tuple[Message, int]] = []
+        self._notices: list[str] = []
+        self._beat_at = 0.0
+        self._batch_since: float | None = None  # when the oldest unsent delete/notice/visibility change was made
+        self.exit_code = 0
+
+    # --- life cycle ------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        try:
+            for name in self.weights:
+                self.broker.url(name)
+        except Exception as exc:
+            log.error("cannot use queue(s) %s: %s", sorted(self.weights), exc)
+            return 1
+        log.info(
+            "worker starting",
+            extra={**self.settings.describe(), "kind": self.kind, "slots": self.slot_count, "weights": self.weights},
+        )
+        pool = SlotPool(self.slot_count, self.settings, self.kind, self.sink_factory)
+        poller = Poller(
+            self.broker,
+            self.weights,
+            self.capacity,
+            self.inbox,
+            wait_time_s=self.settings.wait_time_s,
+            visibility_s=self.settings.visibility_timeout_s,
+        )
+        poller.start()
+        try:
+            self._loop(pool, poller)
+        except Exception:
+            log.exception("worker loop failed; releasing held messages")
+            self.exit_code = 1
+        finally:
+            self._shutdown(pool, poller)
+        return self.exit_code
+
+    def _loop(self, pool: SlotPool, poller: Poller) -> None:
+        deadline: float | None = None
+        while True:
+            if self.stop.is_set() and deadline is None:
+                deadline = time.monotonic() + self.settings.drain_timeout_s
+                poller.stop_receiving.set()
+                log.info("draining: no new receives; %d job(s) running", len(self.running))
+            self._intake()
+            if deadline is None:
+                self._dispatch(pool)
+            else:
+                self._release([job.message for job in self.pending], "worker draining")
+                self.pending.clear()
+            for finished in pool.collect(TICK_S, wake=[self.inbox.fileno()]) + pool.enforce_limits():
+                self._settle(self.running.pop(finished.key), finished.report)
+            self._flush(force=deadline is not None)
+            self._housekeeping()
+            if deadline is None and not poller.is_alive():
+                log.error("the poller stopped unexpectedly; shutting down")
+                self.exit_code = 1
+                self.stop.set()
+            if deadline is not None:
+                if not self.running and not poller.is_alive() and self.inbox.empty():
+                    log.info("drained")
+                    return
+                if time.monotonic() >= deadline:
+                    log.warning("drain deadline reached; releasing %d running job(s)", len(self.running))
+                    return
+
+    def _shutdown(self, pool: SlotPool, poller: Poller) -> None:
+        poller.stop_receiving.set()
+        poller.join(self.settings.wait_time_s + POLL_JOIN_MARGIN_S)
+        self._intake()
+        killed = pool.kill_busy()
+        self._release([self.running.pop(key).message for key in killed], "drain deadline")
+        self._release([job.message for job in self.pending], "worker stopping")
+        self.pending.clear()
+        self._flush(force=True)
+        pool.close()
+        self.inbox.close()
+        self.protection.update(False)
+        log.info("worker stopped", extra={"exit_code": self.exit_code})
+
+    # --- intake and dispatch ---------------------------------------------------------------------------
+
+    def _intake(self) -> None:
+        for message in self.inbox.take():
+            self.leases.add(message)
+            self._accept(message)
+
+    def _accept(self, message: Message) -> None:
+        """Parse and validate; a message that cannot run is settled here, the rest wait for a slot."""
+        try:
+            env = parse_envelope(message.body)
+        except UnparseableMessage as exc:
+            self._dead(message, str(exc))
+            return
+        try:
+            validate_envelope(env, queue_tiers=self._tiers_of(message.queue))
+            if env.job_type not in self.registry:
+                raise PermanentError(
+                    errors.UNSUPPORTED_JOB_TYPE, f"this {self.kind} worker has no handler for {env.job_type!r}"
+                )
+        except PermanentError as exc:
+            self._fail_before_running(message, env, exc)
+            return
+        self.pending.append(Job(message, env))
+
+    def _tiers_of(self, queue_name: str) -> frozenset[str]:
+        return frozenset(t for t, name in self.settings.queue_names.items() if name == queue_name)
+
+    def _dispatch(self, pool: SlotPool) -> None:
+        for slot in pool.idle():
+            if not self.pending:
+                return
+            job = self.pending.popleft()
+            message, env = job.message, job.env
+            assert env.job_type is not None
+            task = JobTask(
+                envelope=env.model_dump(),
+                handler=self.registry[env.job_type],
+                attempts=message.receive_count,
+                queued_s=max(0.0, time.time() - message.sent_at),
+            )
+            try:
+                slot.assign(message.receipt_handle, task, job_time_limit(self.settings, env))
+            except OSError as exc:  # the process died since it was found idle: the job waits for the next slot
+                log.warning("job process %d is gone (%s); replacing it", slot.index, exc)
+                slot.replace()
+                self.pending.appendleft(job)
+                continue
+            self.running[message.receipt_handle] = job
+
+    # --- outcomes --------------------------------------------------------------------------------------
+
+    def _settle(self, job: Job, report: JobReport) -> None:
+        message, env = job.message, job.env
+        fields = job_fields(env)
+        queued_s = max(0.0, message.received_at - message.sent_at)
+        if report.outcome == "retry":
+            error = report.error or {}
+            delay = self._backoff(message, report.retry_after_s)
+            self._later(message, delay)
+            log.warning(
+                "job will be retried in %ds: %s",
+                delay,
+                error.get("message"),
+                extra={"job": fields, "outcome": "retry", "code": error.get("code"), "attempt": message.receive_count},
+            )
+            metrics.record_outcome(self.settings.metrics_namespace, "retry", job_type=env.job_type, tier=env.tier)
+            return
+        if report.notice is not None:
+            self._notices.append(json.dumps(report.notice, separators=(",", ":")))
+        self._ack(message)
+        if report.outcome == "duplicate":
+            log.info("job already had a result; acknowledged", extra={"job": fields, "outcome": "duplicate"})
+            return
+        log.info(
+            "job %s",
+            report.outcome,
+            extra={"job": fields, "outcome": report.outcome, "run_s": report.run_s, "error": report.error},
+        )
+        metrics.record_outcome(
+            self.settings.metrics_namespace,
+            report.outcome,
+            job_type=env.job_type,
+            tier=env.tier,
+            run_s=report.run_s,
+            queued_s=queued_s,
+        )
+
+    def _fail_before_running(self, message: Message, env: Envelope, error: JobError) -> None:
+        doc = build_document(
+            env,
+            status="failed",
+            kind=self.kind,
+            settings=self.settings,
+            attempts=message.receive_count,
+            error=error.to_dict(),
+            queued_s=max(0.0, message.received_at - message.sent_at),
+        )
+        try:
+            ref = self.sink.write(doc)
+        except TransientError as exc:
+            self._settle(Job(message, env), JobReport("retry", error=exc.to_dict()))
+            return
+        if ref.created:
+            report = JobReport("failed", error=error.to_dict(), notice=notice(doc, ref))
+        else:
+            report = JobReport("duplicate")
+        self._settle(Job(message, env), report)
+
+    def _dead(self, message: Message, reason: str) -> None:
+        dlq = message.queue + self.settings.dlq_suffix
+        try:
+            self.broker.send(dlq, message.body, message.attributes)
+        except Exception as exc:
+            # Not lost: the message comes back after a backoff, and SQS's redrive policy moves it in the end.
+            log.error("could not move an unparseable message to %s: %s", dlq, exc)
+            self._later(message, self._backoff(message))
+            return
+        self._ack(message)
+        log.error(
+            "unparseable message moved to the DLQ: %s",
+            reason,
+            extra={"outcome": "dead", "queue": message.queue, "dlq": dlq, "message_id": message.message_id},
+        )
+        metrics.record_outcome(self.settings.metrics_namespace, "dead", job_type=None, tier=None)
+
+    def _release(self, messages: list[Message], reason: str) -> None:
+        for message in messages:
+            self._later(message, 0)
+            metrics.record_outcome(self.settings.metrics_namespace, "released", job_type=None, tier=None)
+        if messages:
+            log.info("released %d message(s): %s", len(messages), reason, extra={"outcome": "released"})
+
+    def _backoff(self, message: Message, retry_after_s: float | None = None) -> int:
+        return retry_delay(message.receive_count, self.settings.retry_base_s, self.settings.retry_max_s, retry_after_s)
+
+    def _ack(self, message: Message) -> None:
+        self._deletes.append(message)
+        self._settled(message)
+
+    def _later(self, message: Message, seconds: int) -> None:
+        self._visibility.append((message, min(seconds, visibility_left(message, time.time()))))
+        self._settled(message)
+
+    def _settled(self, message: Message) -> None:
+        self.leases.drop(message)
+        self.capacity.release(1)
+
+    # --- batched calls and housekeeping ----------------------------------------------------------------
+
+    def _flush(self, force: bool = False) -> None:
+        """Send what was decided, in batches: notices first (the result exists), then deletes, then visibility
+        changes (retries, releases and lease renewals together). Settled messages wait up to FLUSH_DELAY_S for
+        company, so a busy worker deletes and notifies ten at a time; renewals and shutdown go at once."""
+        renewals = self.leases.due()
+        waiting = bool(self._notices or self._deletes or self._visibility)
+        if not (renewals or waiting):
+            return
+        now = time.monotonic()
+        if self._batch_since is None:
+            self._batch_since = now
+        full = max(len(self._notices), len(self._deletes), len(self._visibility)) >= MAX_BATCH
+        if not (force or renewals or full or now - self._batch_since >= FLUSH_DELAY_S):
+            return
+        self._batch_since = None
+        notices, self._notices = self._notices, []
+        deletes, self._deletes = self._deletes, []
+        changes, self._visibility = self._visibility + renewals, []
+        if notices and self.settings.results_queue:
+            self._call("notify", lambda: self.broker.send_many(self.settings.results_queue or "", notices))
+        if deletes:
+            self._call("delete", lambda: self.broker.delete(deletes))
+        if changes:
+            self._call("change visibility", lambda: self.broker.change_visibility(changes))
+
+    def _call(self, what: str, call: Callable[[], object]) -> None:
+        # botocore has already retried; a message whose delete or lease change failed comes back and is
+        # acknowledged as a duplicate (its result exists), so the loop goes on.
+        try:
+            call()
+        except Exception as exc:
+            log.error("%s failed: %s", what, exc)
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._beat_at >= min(HEARTBEAT_EVERY_S, self.settings.heartbeat_max_age_s / 3):
+            self._beat_at = now
+            try:
+                heartbeat.touch(self.settings.heartbeat_file)
+            except OSError as exc:
+                log.error("cannot write the heartbeat file: %s", exc)
+        self.protection.update(len(self.leases) > 0)

@@ -1,0 +1,164 @@
+"""Receiving: which queue to poll next, and a poller thread that never takes more than the free slots.
+
+Weights (basic:lite 3:1 by default) are applied with smooth weighted round-robin, so every queue gets its share
+in every cycle: lite is never starved, basic is favoured. Queues that just came back empty are skipped (short
+polls go to the others) until every queue has been seen empty; then the worker long-polls, rotating through the
+queues so an idle queue waits at most one long poll. Each receive asks for min(10, free slots) messages, and the
+free slots are reserved before the call, so the worker never holds a message it has no slot for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Collection, Mapping
+from typing import Final
+
+from ai_worker.broker import Broker, Message
+from ai_worker.broker.sqs import MAX_BATCH
+
+log = logging.getLogger("ai_worker.polling")
+
+RESERVE_WAIT_S: Final = 0.5  # how long the poller waits for a free slot before re-checking for shutdown
+ERROR_PAUSE_S: Final = 2.0  # after a failed receive (botocore already retried it), before the next one
+
+
+class WeightedSchedule:
+    """Smooth weighted round-robin over queue names (nginx's algorithm): for 3:1 it yields b, b, l, b, ..."""
+
+    def __init__(self, weights: Mapping[str, int]) -> None:
+        if not weights:
+            raise ValueError("at least one queue is needed")
+        self.weights = dict(weights)
+        self._current = dict.fromkeys(self.weights, 0)
+        self._last_polled = dict.fromkeys(self.weights, 0.0)
+
+    def next(self, skip: Collection[str] = ()) -> str:
+        candidates = [q for q in self.weights if q not in skip] or list(self.weights)
+        total = sum(self.weights[q] for q in candidates)
+        for q in candidates:
+            self._current[q] += self.weights[q]
+        chosen = max(candidates, key=lambda q: self._current[q])
+        self._current[chosen] -= total
+        return self._note(chosen)
+
+    def least_recent(self) -> str:
+        """The queue polled longest ago (for long polls while every queue is idle)."""
+        return self._note(min(self.weights, key=lambda q: self._last_polled[q]))
+
+    def _note(self, chosen: str) -> str:
+        self._last_polled[chosen] = time.monotonic()
+        return chosen
+
+
+class Capacity:
+    """Free slots, shared by the poller (which reserves them) and the loop (which frees them when settled)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+        self._cond = threading.Condition()
+
+    def reserve(self, most: int, timeout: float) -> int:
+        """Reserve up to `most` free slots, waiting up to `timeout` for one; 0 if none became free."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.used < self.total, timeout):
+                return 0
+            n = min(most, self.total - self.used)
+            self.used += n
+            return n
+
+    def release(self, n: int) -> None:
+        if n <= 0:
+            return
+        with self._cond:
+            self.used -= n
+            self._cond.notify_all()
+
+
+class Inbox:
+    """Batches handed from the poller to the loop, with a pipe the loop waits on together with its job
+    processes, so a received message is dispatched at once rather than on the next tick."""
+
+    def __init__(self) -> None:
+        self._batches: queue.SimpleQueue[list[Message]] = queue.SimpleQueue()
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+
+    def fileno(self) -> int:
+        return self._read
+
+    def put(self, batch: list[Message]) -> None:
+        self._batches.put(batch)
+        os.write(self._write, b"!")
+
+    def take(self) -> list[Message]:
+        """Everything received so far (empty when nothing is waiting)."""
+        try:
+            while os.read(self._read, 4096):
+                pass
+        except BlockingIOError:
+            pass  # the wake-up pipe is drained
+        messages: list[Message] = []
+        while not self._batches.empty():
+            messages += self._batches.get_nowait()
+        return messages
+
+    def empty(self) -> bool:
+        return self._batches.empty()
+
+    def close(self) -> None:
+        os.close(self._read)
+        os.close(self._write)
+
+
+class Poller(threading.Thread):
+    """Receives into `inbox` (lists of messages) until `stop_receiving` is set."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        weights: Mapping[str, int],
+        capacity: Capacity,
+        inbox: Inbox,
+        *,
+        wait_time_s: int,
+        visibility_s: int,
+    ) -> None:
+        super().__init__(name="ai-worker-poller", daemon=True)
+        self.broker = broker
+        self.schedule = WeightedSchedule(weights)
+        self.capacity = capacity
+        self.inbox = inbox
+        self.wait_time_s = wait_time_s
+        self.visibility_s = visibility_s
+        self.stop_receiving = threading.Event()
+
+    def run(self) -> None:
+        queues = set(self.schedule.weights)
+        empty: set[str] = set()
+        while not self.stop_receiving.is_set():
+            free = self.capacity.reserve(MAX_BATCH, RESERVE_WAIT_S)
+            if free == 0:
+                continue
+            idle = empty >= queues
+            name = self.schedule.least_recent() if idle and len(queues) > 1 else self.schedule.next(skip=empty)
+            wait = self.wait_time_s if idle or len(queues) == 1 else 0
+            try:
+                messages = self.broker.receive(
+                    name, max_messages=free, wait_time_s=wait, visibility_s=self.visibility_s
+                )
+            except Exception:
+                log.exception("receive from %s failed", name)
+                self.capacity.release(free)
+                self.stop_receiving.wait(ERROR_PAUSE_S)
+                continue
+            self.capacity.release(free - len(messages))
+            if messages:
+                empty.clear()  # new work may be arriving everywhere: give every queue its turn again
+                self.inbox.put(messages)
+            else:
+                empty.add(name)

@@ -1,0 +1,195 @@
+"""Job slots: one supervised, long-lived job process per slot.
+
+Processes are started with `spawn` (safe with the worker's threads, and nothing of the parent's state leaks in)
+and serve jobs one at a time, so models loaded by a handler stay warm for the next job. The supervisor enforces
+the limits the worker promises: a job past its time limit or over its memory limit (RSS of the job process and
+its children) is killed with SIGKILL and its process replaced; a process that dies is replaced. A killed or
+crashed job is reported as a transient failure, so its message is retried; the worker itself never waits on a
+job longer than its time limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Final
+
+import psutil
+
+from ai_worker import errors
+from ai_worker.config import Settings
+from ai_worker.worker.child import READY, JobReport, JobTask, SinkFactory, main
+
+log = logging.getLogger("ai_worker.slots")
+
+SPAWN: Final = multiprocessing.get_context("spawn")
+KILL_JOIN_S: Final = 5.0  # SIGKILL cannot be ignored; this only bounds reaping
+STOP_JOIN_S: Final = 3.0  # an idle process exits at once when asked
+MEMORY_CHECK_S: Final = 0.25  # RSS sampling period: a runaway allocation is caught within this
+RESPAWN_MIN_INTERVAL_S: Final = 1.0  # a process that dies at start-up is not restarted in a tight loop
+
+
+@dataclass(frozen=True)
+class Running:
+    key: str  # the receipt handle of the message being worked on
+    started: float  # monotonic
+    limit_s: float
+
+
+class Slot:
+    """One job process and the job it is running, if any."""
+
+    def __init__(self, index: int, settings: Settings, kind: str, sink_factory: SinkFactory) -> None:
+        self.index = index
+        self._args = (settings, kind, sink_factory)
+        self.running: Running | None = None
+        self.ready = False  # set when the process reports its imports are done
+        self.spawned_at = 0.0
+        self.process, self.conn = self._spawn()
+
+    def _spawn(self) -> tuple[multiprocessing.process.BaseProcess, Connection]:
+        parent_end, child_end = SPAWN.Pipe()
+        process = SPAWN.Process(
+            target=main, args=(child_end, *self._args), name=f"ai-worker-slot-{self.index}", daemon=True
+        )
+        process.start()
+        child_end.close()
+        self.ready = False
+        self.spawned_at = time.monotonic()
+        return process, parent_end
+
+    def assign(self, key: str, task: JobTask, limit_s: float) -> None:
+        self.conn.send(task)
+        self.running = Running(key, time.monotonic(), limit_s)
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the job process and everything it started (0 once it is gone)."""
+        try:
+            proc = psutil.Process(self.process.pid)
+            return int(proc.memory_info().rss) + sum(
+                int(c.memory_info().rss) for c in proc.children(recursive=True) if c.is_running()
+            )
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return 0
+
+    def replace(self) -> None:
+        """Kill the process (whatever it is doing) and start a fresh one."""
+        self.kill()
+        self.process, self.conn = self._spawn()
+
+    def kill(self) -> None:
+        self.running = None
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(KILL_JOIN_S)
+        self.conn.close()
+
+    def stop(self) -> None:
+        """Ask an idle process to exit; kill it if it does not."""
+        with contextlib.suppress(OSError):  # already gone
+            self.conn.send(None)
+        self.process.join(STOP_JOIN_S)
+        self.kill()
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A job that left its slot: with the child's report, or with the error of the supervisor that ended it."""
+
+    key: str
+    report: JobReport
+
+
+class SlotPool:
+    """The worker's slots and the supervision of their limits."""
+
+    def __init__(self, count: int, settings: Settings, kind: str, sink_factory: SinkFactory) -> None:
+        self.memory_limit = settings.job_memory_mb * 1024 * 1024
+        self.slots = [Slot(i, settings, kind, sink_factory) for i in range(count)]
+        self._memory_checked = 0.0
+
+    def idle(self) -> list[Slot]:
+        """Slots whose process is up and waiting for a job."""
+        return [s for s in self.slots if s.ready and s.running is None and s.process.is_alive()]
+
+    def busy(self) -> list[Slot]:
+        return [s for s in self.slots if s.running is not None]
+
+    def collect(self, timeout: float, wake: Sequence[int] = ()) -> list[Finished]:
+        """Reports of jobs that ended within `timeout` (returning early when a `wake` file descriptor is readable); a
+        process that died mid-job is reported as crashed. Processes that finished starting are marked ready."""
+        watched = {s.conn: s for s in self.slots if (s.running is not None or not s.ready) and not s.conn.closed}
+        finished: list[Finished] = []
+        for conn in wait([*watched, *wake], timeout):
+            slot = watched.get(conn)  # type: ignore[call-overload]
+            if slot is None:
+                continue  # a wake-up: the caller looks at its own source
+            try:
+                report = slot.conn.recv()
+            except (EOFError, OSError):
+                code = slot.process.exitcode
+                if slot.running is None:
+                    slot.conn.close()  # died while starting: `enforce_limits` restarts it, rate-limited
+                    continue
+                key = slot.running.key
+                slot.replace()
+                finished.append(Finished(key, _killed(errors.JOB_CRASHED, f"the job process died (exit code {code})")))
+                continue
+            if report == READY:
+                slot.ready = True
+            elif slot.running is not None:
+                finished.append(Finished(slot.running.key, report))
+                slot.running = None
+        return finished
+
+    def enforce_limits(self) -> list[Finished]:
+        """Kill and replace jobs over their time or memory limit, and restart processes that died idle."""
+        now = time.monotonic()
+        check_memory = now - self._memory_checked >= MEMORY_CHECK_S
+        if check_memory:
+            self._memory_checked = now
+        ended: list[Finished] = []
+        for slot in self.slots:
+            running = slot.running
+            if running is None:
+                if not slot.process.is_alive() and now - slot.spawned_at >= RESPAWN_MIN_INTERVAL_S:
+                    log.error(
+                        "job process %d exited (code %s) while idle; restarting", slot.index, slot.process.exitcode
+                    )
+                    slot.replace()
+                continue
+            if now - running.started > running.limit_s:
+                report = _killed(errors.JOB_TIMEOUT, f"job exceeded its time limit of {running.limit_s:.0f}s")
+            elif check_memory and (rss := slot.rss_bytes()) > self.memory_limit:
+                report = _killed(
+                    errors.JOB_OUT_OF_MEMORY,
+                    f"job used {rss // 2**20} MiB, over its limit of {self.memory_limit // 2**20} MiB",
+                )
+            else:
+                continue
+            log.warning("slot %d: %s; killing its process", slot.index, report.error and report.error["message"])
+            slot.replace()
+            ended.append(Finished(running.key, report))
+        return ended
+
+    def kill_busy(self) -> list[str]:
+        """Kill every running job (drain deadline); returns their keys. Processes are not restarted."""
+        keys = [s.running.key for s in self.busy() if s.running is not None]
+        for slot in self.busy():
+            slot.kill()
+        return keys
+
+    def close(self) -> None:
+        for slot in self.slots:
+            if slot.conn.closed:
+                continue
+            slot.stop()
+
+
+def _killed(code: str, message: str) -> JobReport:
+    return JobReport("retry", error={"code": code, "message": message, "retryable": True})

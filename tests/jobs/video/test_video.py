@@ -1,0 +1,131 @@
+"""homework_video_analysis on generated videos: page counts, written pages, settings, caps, bad input, temp files."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hw_videos import Clip, render_clip
+
+from ai_worker.config import Settings
+from ai_worker.errors import INPUT_TOO_LARGE, INVALID_INPUT, PermanentError
+from ai_worker.jobs import video
+from ai_worker.jobs.context import JobContext
+
+SEEDS = range(100, 120)  # 20 videos, about 8 minutes of footage
+
+
+def run(data: bytes, settings: Settings | None = None) -> dict:
+    return video.handle(JobContext.for_test("homework_video_analysis", {}, data, settings=settings))
+
+
+def with_vision(**changes: object) -> Settings:
+    base = Settings()
+    return replace(base, vision=replace(base.vision, **changes))
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Clip]:
+    workdir = tmp_path_factory.mktemp("clips")
+    return [render_clip(seed, workdir) for seed in SEEDS]
+
+
+def test_page_count_is_exact_on_at_least_95_percent(clips: list[Clip]) -> None:
+    exact = written_right = written_total = 0
+    spent = footage = 0.0
+    for clip in clips:
+        started = time.perf_counter()
+        result = run(clip.data)
+        spent += time.perf_counter() - started
+        footage += clip.duration_s
+        assert result["duration_s"] == pytest.approx(clip.duration_s, abs=0.1)
+        assert result["too_short"] is False
+        pages = result["pages"]
+        assert all(0 <= p["start_s"] < p["end_s"] <= result["duration_s"] + 0.5 for p in pages)
+        assert all(a["end_s"] <= b["start_s"] for a, b in itertools.pairwise(pages))
+        assert result["filled_ratio"] == pytest.approx(sum(p["written"] for p in pages) / len(pages), abs=1e-3)
+        if result["pages_detected"] == clip.pages:
+            exact += 1
+            written_right += sum(p["written"] == w for p, w in zip(pages, clip.written, strict=True))
+            written_total += clip.pages
+    print(
+        f"page count exact on {exact}/{len(clips)} videos; written right on {written_right}/{written_total} pages; "
+        f"processing {spent:.1f} s for {footage:.0f} s of video ({spent / footage:.3f}x)"
+    )
+    assert exact / len(clips) >= 0.95
+    assert written_right / written_total >= 0.9
+
+
+def test_sampling_rate_and_width_follow_the_settings(clips: list[Clip]) -> None:
+    clip = clips[0]
+    fast = run(clip.data, with_vision(video_fps=4.0, video_scale_width=240))
+    assert fast["sampled_frames"] == pytest.approx(clip.duration_s * 4, abs=2)
+    assert fast["pages_detected"] == clip.pages
+    slow = run(clip.data, with_vision(video_fps=1.0))
+    assert slow["sampled_frames"] == pytest.approx(clip.duration_s, abs=1)
+
+
+def test_video_over_the_duration_cap_is_refused_before_decoding(
+    clips: list[Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_decode(*args: object) -> None:
+        raise AssertionError("decoded a video over the duration cap")
+
+    monkeypatch.setattr(video, "_sample", no_decode)
+    with pytest.raises(PermanentError) as info:
+        run(clips[0].data, with_vision(max_video_s=5.0))
+    assert info.value.code == INPUT_TOO_LARGE
+    assert "limit is 5 s" in info.value.message
+
+
+def test_frames_over_the_pixel_cap_are_refused(clips: list[Clip]) -> None:
+    with pytest.raises(PermanentError) as info:
+        run(clips[0].data, with_vision(max_pixels=100_000))  # the clips are 360x480
+    assert info.value.code == INPUT_TOO_LARGE
+
+
+def audio_only(path: Path) -> bytes:
+    command = [video.ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", "sine=duration=2", str(path)]
+    subprocess.run(command, check=True)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "audio", "empty"])
+def test_unreadable_input_is_invalid(kind: str, clips: list[Clip], tmp_path: Path) -> None:
+    data = {
+        "garbage": b"\x00\x01 definitely not a video " * 100,
+        "truncated": clips[0].data[:2000],
+        "audio": audio_only(tmp_path / "tone.m4a") if kind == "audio" else b"",
+        "empty": b"",
+    }[kind]
+    with pytest.raises(PermanentError) as info:
+        run(data)
+    assert info.value.code == INVALID_INPUT
+    assert info.value.message
+
+
+def test_short_video_is_flagged(tmp_path: Path) -> None:
+    render_clip(7, tmp_path, pages=1)  # writes clip7.mp4
+    trimmed = tmp_path / "short.mp4"
+    command = [video.ffmpeg_exe(), "-v", "error", "-y", "-i", str(tmp_path / "clip7.mp4"), "-t", "1.5", str(trimmed)]
+    subprocess.run(command, check=True)
+    result = run(trimmed.read_bytes())
+    assert result["too_short"] is True
+    assert result["duration_s"] < 2.0
+
+
+def test_temporary_files_are_removed_on_success_and_failure(
+    clips: list[Clip], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    run(clips[1].data)
+    with pytest.raises(PermanentError):
+        run(clips[1].data[:3000])
+    assert list(private.iterdir()) == []

@@ -1,0 +1,68 @@
+"""Supervision: a job over its time limit or memory limit is killed and retried, a crashed job process is
+replaced and its job retried, and the worker keeps serving other jobs meanwhile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psutil
+import pytest
+from worker.fake_handlers import runs
+from worker.harness import connect, create_infra, make_settings, send_job, thread_worker, wait_result
+
+pytestmark = pytest.mark.slow
+
+
+def test_time_memory_and_crash_limits(
+    moto_endpoint: str, unique_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(unique_prefix, tmp_path, slots=2, job_timeout_s=20, job_memory_mb=300, retry_base_s=1)
+    clients = connect(settings)
+    create_infra(clients, settings)
+    marks = {name: str(tmp_path / name) for name in ("slow", "hog", "crash", "quick")}
+    with thread_worker(settings) as worker:
+        slow = send_job(
+            clients,
+            settings,
+            "basic",
+            "ocr",
+            do="sleep",
+            seconds=30,
+            only_first=True,
+            timeout_s=2,
+            marker=marks["slow"],
+        )
+        hog = send_job(clients, settings, "basic", "ocr", do="hog", mb=600, marker=marks["hog"])
+        crash = send_job(clients, settings, "basic", "ocr", do="crash", marker=marks["crash"])
+        quick = send_job(clients, settings, "lite", "ocr", do="echo", marker=marks["quick"])
+        docs = {job_id: wait_result(clients, settings, job_id, timeout=45) for job_id in (slow, hog, crash, quick)}
+        # Job processes that die while idle are replaced before they are given work.
+        idle = [p for p in psutil.Process().children() if any("spawn_main" in part for part in p.cmdline())]
+        assert idle
+        for proc in idle:
+            proc.kill()
+        after = send_job(clients, settings, "lite", "ocr", do="echo")
+        assert wait_result(clients, settings, after, timeout=30)["status"] == "done"
+        assert any("while idle; restarting" in r.getMessage() for r in caplog.records)
+        assert worker.stop() == 0
+    retried = {getattr(r, "code", None) for r in caplog.records if getattr(r, "outcome", None) == "retry"}
+    assert retried == {"job_timeout", "job_out_of_memory", "job_crashed"}
+    for job_id in (slow, hog, crash):
+        assert docs[job_id]["status"] == "done", docs[job_id]
+        assert docs[job_id]["attempts"] == 2, docs[job_id]  # killed once, then retried from the queue
+    assert docs[quick]["attempts"] == 1
+    for name in ("slow", "hog", "crash"):
+        first, second = runs(marks[name])
+        assert first["pid"] != second["pid"], name  # the killed process was replaced
+    slow_first, slow_second = runs(marks["slow"])
+    assert slow_second["t"] - slow_first["t"] < 15  # killed at the 2 s limit, not after its 30 s sleep
+
+
+def test_payload_may_lower_but_not_raise_the_time_limit(moto_endpoint: str, unique_prefix: str, tmp_path: Path) -> None:
+    from ai_worker.envelope import Envelope
+    from ai_worker.worker.engine import job_time_limit
+
+    settings = make_settings(unique_prefix, tmp_path, job_timeout_s=60)
+    assert job_time_limit(settings, Envelope(job_id="a", payload={"timeout_s": 5})) == 5
+    assert job_time_limit(settings, Envelope(job_id="a", payload={"timeout_s": 5000})) == 60
+    assert job_time_limit(settings, Envelope(job_id="a", payload={"timeout_s": "5"})) == 60

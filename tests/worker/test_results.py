@@ -1,0 +1,62 @@
+"""Result documents: the key layout, the document's fields, and the conditional write that keeps the first
+result when two deliveries of one job race."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ai_worker import __version__
+from ai_worker.envelope import Envelope
+from ai_worker.results import S3BlobStore, S3ResultSink, build_document, read_result, result_key
+
+from .harness import connect, make_settings
+
+
+def test_first_result_stands_and_the_second_write_says_so(
+    moto_endpoint: str, unique_prefix: str, tmp_path: Path
+) -> None:
+    settings = make_settings(unique_prefix, tmp_path, image="ai-worker-cpu:1.2.3")
+    s3 = connect(settings).s3
+    s3.create_bucket(Bucket=settings.results_bucket)
+    sink = S3ResultSink(settings, s3)
+    env = Envelope(job_id="j-7", job_type="ocr", tier="lite", payload={"tenant_id": "academy-3"})
+    first = build_document(env, status="done", kind="cpu", settings=settings, attempts=1, result={"text": "a"})
+    second = build_document(env, status="done", kind="cpu", settings=settings, attempts=2, result={"text": "b"})
+
+    assert sink.exists("academy-3", "j-7") is None
+    ref = sink.write(first)
+    assert ref.created and ref.key == result_key(settings, "academy-3", "j-7") == "results/academy-3/j-7.json"
+    again = sink.write(second)
+    assert not again.created and again.key == ref.key
+    assert sink.exists("academy-3", "j-7") == again
+    stored = read_result(s3, settings, "academy-3", "j-7")
+    assert stored == first
+    assert stored is not None and stored["result"] == {"text": "a"}
+    assert stored["worker"] == {"version": __version__, "image": "ai-worker-cpu:1.2.3", "device": "cpu"}
+    assert read_result(s3, settings, "academy-3", "nope") is None
+
+
+def test_failed_document_has_an_error_and_no_result(tmp_path: Path) -> None:
+    settings = make_settings("r", tmp_path)
+    env = Envelope(job_id="j", job_type="ocr", tier="lite", tenant_id="t")
+    error = {"code": "input_not_found", "message": "gone", "retryable": False}
+    doc = build_document(env, status="failed", kind="gpu", settings=settings, attempts=3, error=error, run_s=0.12345)
+    assert doc["error"] == error and "result" not in doc
+    assert doc["timings"] == {"queued_s": None, "run_s": 0.123}
+    assert (doc["attempts"], doc["worker"]["device"], doc["tenant_id"]) == (3, "gpu", "t")
+
+
+def test_blob_store_round_trip(moto_endpoint: str, unique_prefix: str, tmp_path: Path) -> None:
+    settings = make_settings(unique_prefix, tmp_path)
+    s3 = connect(settings).s3
+    s3.create_bucket(Bucket=settings.results_bucket)
+    blobs = S3BlobStore(s3, settings.results_bucket)
+    ref = blobs.put("cache/x.bin", b"\x00\x01", "application/octet-stream")
+    assert ref == {
+        "bucket": settings.results_bucket,
+        "key": "cache/x.bin",
+        "s3_uri": f"s3://{settings.results_bucket}/cache/x.bin",
+        "bytes": 2,
+    }
+    assert blobs.get("cache/x.bin") == b"\x00\x01"
+    assert blobs.get("cache/missing.bin") is None
