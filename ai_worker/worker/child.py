@@ -145,7 +145,11 @@ def _checked(result: Any) -> dict[str, Any]:
 
 def main(conn: Connection, settings: Settings, kind: str, sink_factory: SinkFactory) -> None:
     """Entry point of a job process: serve tasks until the pipe closes or a None task arrives."""
+    # Shutdown is the worker's decision: a signal sent to the whole process group (Ctrl-C in a terminal, `timeout`,
+    # `kill -- -PGID`) must not kill running jobs behind the drain's back. The worker stops its job processes
+    # with SIGKILL (limits, drain deadline) or by closing the pipe, so nothing here needs these signals.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logs.setup(settings.log_level)
     runner = JobRunner(settings, kind, sink_factory)
     conn.send(READY)  # imports are done: the worker starts a job's clock only from here

@@ -52,7 +52,10 @@ def test_kill_9_mid_job_redelivers_and_writes_one_result(
     wait_for(lambda: queue_counts(clients, settings.queue_names["basic"]) == (0, 0), 10, "message deleted")
 
 
-def test_sigterm_drains_then_releases(moto_endpoint: str, unique_prefix: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("to_group", [False, True], ids=["worker", "process-group"])
+def test_sigterm_drains_then_releases(moto_endpoint: str, unique_prefix: str, tmp_path: Path, to_group: bool) -> None:
+    """SIGTERM to the worker (docker stop) or to its whole process group (a terminal, `timeout`) drains the same
+    way: the job processes ignore it and the worker decides what finishes and what is released."""
     settings = make_settings(unique_prefix, tmp_path, slots=2, drain_timeout_s=4, visibility_timeout_s=60)
     clients = connect(settings)
     create_infra(clients, settings)
@@ -62,7 +65,10 @@ def test_sigterm_drains_then_releases(moto_endpoint: str, unique_prefix: str, tm
     proc = start_process_worker(settings, tmp_path)
     wait_for(lambda: len(runs(marker)) == 2, 30, "both jobs to start")
     sent = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
+    if to_group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     took = time.monotonic() - sent
     assert took < settings.drain_timeout_s + settings.wait_time_s + 5, took
