@@ -4,7 +4,7 @@
 
 - question_segmentation: ms per page, A4 at 150 dpi (PNG) and rendered from PDF at 300 dpi.
 - handwriting_analysis: ms per page, A4 at 150 dpi (JPEG), half of the sheets written on.
-- homework_video_analysis: processing time / video duration (360x480 H.264, 3-10 pages).
+- homework_video_analysis: processing time / video duration (360x480 MPEG-4, 3-10 pages).
 Times include decoding the input, as a job does; generating the inputs is not timed.
 """
 
@@ -81,7 +81,7 @@ def main() -> None:
             spent += timed(video.handle, clip.data, {})
             footage += clip.duration_s
     print(
-        f"{'homework_video_analysis 360x480 H.264':<48} {spent:.2f} s for {footage:.0f} s of video "
+        f"{'homework_video_analysis 360x480 MPEG-4':<48} {spent:.2f} s for {footage:.0f} s of video "
         f"= {spent / footage:.3f} x duration (n={args.videos})"
     )
 

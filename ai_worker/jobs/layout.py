@@ -167,7 +167,7 @@ def _line_height(blocks: list[Block]) -> float:
 def _gutter(blocks: list[Block], width: int, line_h: float) -> int | None:
     """The x of the centre line between two columns, or None for a one-column page.
 
-    The gutter is the run nearest the page centre, in the middle half of the page, where the ink crossing it is
+    The gutter is the widest run, in the middle half of the page, where the ink crossing it is
     within one line height of the least crossed x there (a sparse column leaves a wide blank run); at most
     `GUTTER_CROSSINGS` lines (a title, a page number) may cross it. The centre line is the middle of the run's
     least crossed part. Each side of the centre line must hold
@@ -183,8 +183,8 @@ def _gutter(blocks: list[Block], width: int, line_h: float) -> int | None:
     runs = [r for r in _runs(coverage <= floor + line_h, lo, hi) if r[1] - r[0] >= GUTTER_MIN * width]
     if not runs:
         return None
-    # The run nearest the page centre: a hanging indent also leaves a blank channel, beside the numbers.
-    run = min(runs, key=lambda r: abs(r[0] + r[1] - width))
+    # The widest run (nearest the page centre among equals): a hanging indent also leaves a blank channel, narrower.
+    run = max(runs, key=lambda r: (r[1] - r[0], -abs(r[0] + r[1] - width)))
     # Its centre line goes through its emptiest part: a sparse column's single long line may border the gutter.
     core = max(_runs(coverage <= coverage[run[0] : run[1]].min(), *run), key=lambda r: r[1] - r[0])
     centre = (core[0] + core[1]) // 2

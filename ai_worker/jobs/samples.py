@@ -3,8 +3,9 @@
 - `sample_exam_page()`: PNG of a two-column exam page with six numbered questions (question_segmentation).
 - `sample_handwritten_page()`: PNG of a printed question sheet with pen strokes in two answer spaces
   (handwriting_analysis).
-- `sample_homework_video()`: MP4 (H.264, 360x480, 8 s) of three pages held 2.5 s each, the second written on
-  (homework_video_analysis); made with the environment's ffmpeg in a temporary directory that is removed.
+- `sample_homework_video()`: MP4 (360x480, 8 s) of three pages held 2.5 s each, the second written on
+  (homework_video_analysis); made with the environment's ffmpeg and its built-in MPEG-4 encoder (LGPL builds such
+  as conda-forge's have no H.264 encoder) in a temporary directory that is removed.
 
 cv2 and numpy are imported inside the functions, so importing this module costs nothing.
 """
@@ -124,7 +125,7 @@ def sample_homework_video() -> bytes:
         out = Path(tmp) / "sample.mp4"
         command = [
             ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{width}x{height}",
-            "-r", str(VIDEO_FPS), "-i", "pipe:0", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+            "-r", str(VIDEO_FPS), "-i", "pipe:0", "-c:v", "mpeg4", "-q:v", "4", "-pix_fmt", "yuv420p",
             str(out),
         ]  # fmt: skip
         subprocess.run(command, input=b"".join(f.tobytes() for f in frames), check=True, capture_output=True)

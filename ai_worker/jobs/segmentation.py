@@ -1,13 +1,14 @@
 """question_segmentation: split exam pages (an image, or PDF pages) into question regions in reading order.
 
 Result: `{method, columns, questions: [{number, bbox, page_index[, score]}], pages: [{page_index, width, height, dpi,
-columns, questions}]}`. A bbox is [x0, y0, x1, y1] in pixels of the page as analysed (the image itself, or the PDF
-page rendered at `dpi`), x1/y1 exclusive. `number` is the question's ordinal in reading order across the selected
-pages, starting at `payload.first_number` (default 1): numbers are located by layout, not read by OCR.
+columns, skew_deg, questions}]}`. A bbox is [x0, y0, x1, y1] in pixels of the page as analysed (the image itself,
+or the PDF page rendered at `dpi`), x1/y1 exclusive; on a skewed page, the axis-aligned box around the question.
+`number` is the question's ordinal in reading order across the selected pages, starting at `payload.first_number`
+(default 1): numbers are located by layout, not read by OCR.
 
 The OpenCV layout analysis (`layout.py`) runs unless `AI_WORKER_SEGMENTATION_ONNX_MODEL` names a detector, which
-then replaces it (`layout_onnx.py`). Pages are processed one at a time, so memory is one rendered page plus its
-masks (about 5 bytes per pixel: ~45 MB for A4 at 300 dpi).
+then replaces it (`layout_onnx.py`). Pages are processed one at a time, so memory is one rendered page, its levelled
+copy and their masks (a job process peaks at ~240 MiB on an A4 page at 300 dpi).
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ def handle(ctx: JobContext) -> dict[str, Any]:
             columns = layout_onnx.detect(page.gray, model, vision.segmentation_onnx_min_score)
             found = [{"bbox": list(d.box), "score": round(d.score, 4)} for column in columns for d in column]
             column_count = len(columns)
+            skew: float | None = None  # the detector sees the page as given
         else:
             analysed = layout.analyse(page.gray)
             found = [{"bbox": list(box)} for box in analysed.questions]
             column_count = analysed.columns
+            skew = analysed.skew_deg
         for question in found:
             questions.append({"number": number, **question, "page_index": page.index})
             number += 1
@@ -47,6 +50,7 @@ def handle(ctx: JobContext) -> dict[str, Any]:
                 "height": height,
                 "dpi": page.dpi,
                 "columns": column_count,
+                "skew_deg": skew,
                 "questions": len(found),
             }
         )

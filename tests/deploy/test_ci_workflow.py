@@ -79,6 +79,6 @@ def test_one_pixi_version_everywhere(workflow: dict[str, Any]) -> None:
     for env in ("cpu", "gpu"):
         dockerfile = (REPO / "docker" / f"ai-worker-{env}" / "Dockerfile").read_text()
         assert re.findall(r"ghcr\.io/prefix-dev/pixi:([0-9.]+)-", dockerfile) == [version]
-    readme = (REPO / "docs" / "readme" / "deploy.md").read_text()
+    readme = (REPO / "README.md").read_text()
     named = set(re.findall(r"(?:pixi[: ]|pixi-version: )v?(\d+\.\d+\.\d+)", readme))
     assert named == {version}

@@ -69,6 +69,24 @@ def test_any_resolution_works(scale: float) -> None:
     assert matched / total >= 0.95
 
 
+@pytest.mark.parametrize("angle", [-2.5, 1.2])
+def test_skew_is_measured_and_undone(angle: float) -> None:
+    page = render_exam_page(12)
+    rotation = cv2.getRotationMatrix2D((PAGE_W / 2, PAGE_H / 2), angle, 1.0)
+    turned = cv2.warpAffine(page.image, rotation, (PAGE_W, PAGE_H), borderValue=int(np.median(page.image)))
+    ok, png = cv2.imencode(".png", turned)
+    assert ok
+    result = run(png.tobytes())
+    assert result["pages"][0]["skew_deg"] == pytest.approx(angle + result_skew_of(page), abs=0.1)
+    assert len(result["questions"]) == len(page.boxes)
+
+
+def result_skew_of(page: ExamPage) -> float:
+    ok, png = cv2.imencode(".png", page.image)
+    assert ok
+    return float(run(png.tobytes())["pages"][0]["skew_deg"])
+
+
 def test_two_column_page_reads_left_column_first() -> None:
     page = next(p for p in map(render_exam_page, range(200, 260)) if p.columns == 2 and len(p.boxes) >= 6)
     result = run(page.encode())
@@ -85,6 +103,7 @@ def test_pdf_pages_are_rendered_at_the_requested_dpi() -> None:
     result = run(to_pdf(pages), {"pages": [1], "dpi": 150, "first_number": 21})
     (info,) = result["pages"]
     assert abs(info.pop("width") - PAGE_W) <= 1 and abs(info.pop("height") - PAGE_H) <= 1  # pdfium rounds up
+    assert abs(info.pop("skew_deg")) <= 2.0
     assert info == {"page_index": 1, "dpi": 150, "columns": pages[1].columns, "questions": len(pages[1].boxes)}
     assert [q["number"] for q in result["questions"]] == list(range(21, 21 + len(pages[1].boxes)))
     assert {q["page_index"] for q in result["questions"]} == {1}

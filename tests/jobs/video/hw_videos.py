@@ -3,7 +3,8 @@
 Each video shows 3-10 distinct pages (printed lines at random places, some with written strokes), each held 1-6 s
 while the camera shakes (a smooth random walk of a few pixels and a fraction of a degree), with sensor noise and
 exposure flicker. Pages change by sliding out while the next slides in, with a hand crossing the frame; some holds
-are briefly occluded by a passing hand (0.3-0.6 s). Frames are encoded to H.264 by the environment's ffmpeg.
+are briefly occluded by a passing hand (0.3-0.6 s). Frames are encoded by the environment's ffmpeg with its built-in
+MPEG-4 encoder: LGPL builds (conda-forge's) have no H.264 encoder, and every build has this one.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def render_clip(seed: int, workdir: Path, pages: int | None = None) -> Clip:
     path = workdir / f"clip{seed}.mp4"
     command = [
         ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{FRAME_W}x{FRAME_H}",
-        "-r", str(FPS), "-i", "pipe:0", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path),
+        "-r", str(FPS), "-i", "pipe:0", "-c:v", "mpeg4", "-q:v", "4", "-pix_fmt", "yuv420p", str(path),
     ]  # fmt: skip
     subprocess.run(command, input=b"".join(f.tobytes() for f in frames), check=True)
     return Clip(path.read_bytes(), count, written, len(frames) / FPS)
