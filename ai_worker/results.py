@@ -23,6 +23,7 @@ from ai_worker.envelope import Envelope
 from ai_worker.errors import TransientError
 
 RESULT_WRITE_FAILED: Final = "result_write_failed"
+BLOB_STORE_FAILED: Final = "blob_store_failed"
 _MISSING: Final = frozenset({"404", "NoSuchKey", "NotFound"})
 
 Status = Literal["done", "failed"]
@@ -144,24 +145,33 @@ def s3_sink(settings: Settings) -> ResultSink:
 
 
 class S3BlobStore:
-    """The `BlobStore` handlers get in production: objects under the results bucket."""
+    """The `BlobStore` handlers get in production: objects under the results bucket.
+
+    S3 failing (throttling, 5xx, the network, after botocore's own retries) is a TransientError: the job is
+    retried later instead of failing permanently for a problem of ours that is not the producer's.
+    """
 
     def __init__(self, s3: Any, bucket: str) -> None:
         self.s3 = s3
         self.bucket = bucket
 
     def put(self, key: str, data: bytes, content_type: str) -> dict[str, Any]:
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientError(BLOB_STORE_FAILED, f"storing s3://{self.bucket}/{key} failed: {exc}") from exc
         return {"bucket": self.bucket, "key": key, "s3_uri": f"s3://{self.bucket}/{key}", "bytes": len(data)}
 
     def get(self, key: str) -> bytes | None:
         try:
             response = self.s3.get_object(Bucket=self.bucket, Key=key)
+            data: bytes = response["Body"].read()
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _MISSING:
                 return None
-            raise
-        data: bytes = response["Body"].read()
+            raise TransientError(BLOB_STORE_FAILED, f"reading s3://{self.bucket}/{key} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise TransientError(BLOB_STORE_FAILED, f"reading s3://{self.bucket}/{key} failed: {exc}") from exc
         return data
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ai_worker import __version__
 from ai_worker.envelope import Envelope
+from ai_worker.errors import TransientError
 from ai_worker.results import S3BlobStore, S3ResultSink, build_document, read_result, result_key
 
 from .harness import connect, make_settings
@@ -60,3 +63,14 @@ def test_blob_store_round_trip(moto_endpoint: str, unique_prefix: str, tmp_path:
     }
     assert blobs.get("cache/x.bin") == b"\x00\x01"
     assert blobs.get("cache/missing.bin") is None
+
+
+def test_blob_store_failures_are_transient(moto_endpoint: str, unique_prefix: str, tmp_path: Path) -> None:
+    """An S3 problem (here: the bucket does not exist) is retried later, never a permanent job failure."""
+    settings = make_settings(unique_prefix, tmp_path)
+    blobs = S3BlobStore(connect(settings).s3, f"{unique_prefix}-no-such-bucket")
+    with pytest.raises(TransientError) as put_error:
+        blobs.put("cache/x.bin", b"x", "application/octet-stream")
+    assert put_error.value.code == "blob_store_failed"
+    with pytest.raises(TransientError):
+        blobs.get("cache/x.bin")
