@@ -1,6 +1,7 @@
 """Decoding untrusted image bytes safely: byte and pixel caps are checked on the header, before decoding.
 
-Shared by the OpenCV handlers. cv2 and PIL are imported lazily so importing this module costs nothing.
+Shared by the OpenCV handlers, with the ink-mask helpers the page jobs build on (`ink_mask`, `remove_specks`,
+`join_marks`). cv2 and PIL are imported lazily so importing this module costs nothing.
 """
 
 from __future__ import annotations
