@@ -1,10 +1,14 @@
 """handwriting_analysis: how much is handwritten on a page or region, and what it looks like.
 
 Guarantees: printed text is told from writing by its geometry, not its colour: a printed line's letters sit on one
-straight baseline, so most of its bottom contour lies on a fitted line; a handwritten line's does not. Long
-straight rules (answer boxes, underlines) and dust are removed before anything is measured; paper texture, tint and
-uneven light stay below the ink-contrast floor (`imaging.ink_mask`). Every length is relative to the measured text
-height, so any resolution works, from a 300-dpi scan down to a 480-px video frame.
+straight baseline under one straight x-height or cap line, all lines at the page's one skew, so most of its bottom
+and top contours lie on straight lines of that slope; a handwritten line's do not. What is drawn or filled rather
+than written is removed before anything is measured: straight rules and boxes at any skew, figure polylines, circles
+(answer bubbles), solid marks (filled bubbles, fiducials) and dust. A page with only print, drawings and filled
+bubbles reports no writing. Paper texture, tint and uneven light stay below the ink-contrast floor
+(`imaging.ink_mask`). Every length is relative to the measured text height, so any resolution works, from a 300-dpi
+scan down to a 480-px video frame. Cost: six connected-component passes and one contour pass per large mark,
+0.1-0.2 s for an A4 page at 150 dpi on one core.
 
 Scores (all in [0, 1]):
 - `writing_area` = area within half a text height of handwritten ink / region area.
@@ -34,10 +38,28 @@ from ai_worker.jobs.pages import int_field, load_pages
 SPECK_AREA = 5  # pixels: dust and noise below this are never ink
 RULE_MIN_TEXT = 8  # a straight run longer than 8 text heights ...
 RULE_MIN_SHARE = 0.2  # ... and than 20 % of the region's side is a rule (box border, underline), not writing
+SOLID_MIN_TEXT = 1.4  # ink this thick (1.4 text heights; >= SOLID_MIN_PX) is a filled mark, not a pen stroke:
+SOLID_MIN_PX = 5  # written loops closed up by a thick pen reach 0.8 text heights, a filled bubble 2
+CIRCLE_MIN_TEXT = 0.8  # rings at least 0.8 text heights across can be told round (smaller: dots, small letters)
+CIRCLE_MAX_ASPECT = 1.2  # a drawn circle's box is square within 20 %; handwritten loops are taller than wide
+CIRCLE_MIN_ROUNDNESS = 0.85  # 4 pi area / perimeter^2 of a ring's outline and its hole: 1 circle, 0.79 square
+CIRCLE_MIN_HOLE = 0.4  # a ring's hole fills at least 40 % of it (a thin outline, not a blob)
+SHAPE_MIN_TEXT = 3  # drawings at least 3 text heights long are checked for straight edges
+POLYGON_EPS_TEXT = 0.15  # contour simplification tolerance: 0.15 text heights (>= POLYGON_EPS_PX) ...
+POLYGON_EPS_PX = 1.5
+POLYGON_EDGE_TEXT = 2.0  # ... after which a drawing keeps >= 2 text heights of contour per vertex, ...
+POLYGON_FEW_VERTICES = 20  # ... or, with at most 20 vertices (a figure's polyline of 6 segments: ~16), ...
+POLYGON_FEW_EDGE_TEXT = 1.2  # ... >= 1.2 text heights; sharp-cornered writing reaches 1.3-1.6 with 28-60 vertices
 WORD_JOIN_TEXT = 1.5  # marks closer than 1.5 text heights join one line
-BASELINE_TOL_TEXT = 0.1  # a bottom-contour column within 0.1 text heights (>= 1 px) of the fitted baseline is on it
+BASELINE_TOL_TEXT = 0.1  # a contour column within 0.1 text heights (>= 1 px) of a straight line is on it
+SKEW_MIN_TEXT = 10  # lines at least 10 text heights long measure the page's skew
+# Shares of a line's bottom and top contours on straight lines of the page's slope (generated pages, lines >= 10
+# text heights: print 1st percentile 1.01 together, 0.51 bottom; writing 95th percentile 0.82 together, 0.53 bottom).
 PRINTED_MIN_ON_BASELINE = 0.4  # a printed line has at least 40 % of its bottom contour on a straight baseline ...
+PRINTED_MIN_ALIGNED = 0.85  # ... or 85 % of both shares added ("(4) 7": pointed digits, curved brackets) ...
 PRINT_SIZE_TOLERANCE = 1.4  # ... and letters at most 1.4x the page's print size (handwriting is larger than print)
+LONG_LINE_TEXT = 10  # a line 10 text heights long has columns enough to need both shares (the bottom alone: no)
+ALIGNED_ANY_SIZE = 1.1  # shares adding up to 110 % are print at any size (titles); 1 % of written lines reach it
 LETTER_SIZE_PERCENTILE = 90  # a line's letter height: capitals and ascenders, not the x-height
 SLIVER_PX = 2  # marks this thin (or thinner than 0.3 text heights) are left-over edges of erased rules
 RULE_REMNANT_TEXT = 0.3
@@ -51,13 +73,13 @@ MIN_REGION_PX = 16  # a payload.bbox must leave at least 16x16 px to measure
 
 @dataclass(frozen=True)
 class Measure:
-    ink_coverage: float  # all ink (printed and handwritten, rules and dust excluded) / region area
+    ink_coverage: float  # all ink (printed and handwritten; rules, drawings, filled marks, dust excluded) / area
     handwriting_coverage: float  # handwritten ink / region area
     writing_area: float
     writing_present: bool
     writing_score: float
     calculation_score: float
-    text_height_px: float  # median height of the marks on the page
+    text_height_px: float  # median height of the marks on the page, rules, drawings and bubbles excluded
     stroke_width_px: float  # handwritten ink area / its skeleton length
     orientation_entropy: float  # normalised entropy of handwritten stroke directions: 0 one direction, 1 uniform
     handwritten_lines: int
@@ -74,6 +96,9 @@ def measure(gray: np.ndarray) -> Measure:
     ink = remove_specks(ink_mask(gray), SPECK_AREA)
     text_h = _text_height(ink)
     _remove_rules(ink, text_h)
+    _remove_drawings(ink, text_h)
+    # Bubbles can outnumber the letters (an answer sheet); without them, the text height is the letters' again.
+    text_h = _remove_solid(ink)
     join = max(3, round(WORD_JOIN_TEXT * text_h))
     joined = join_marks(ink, join)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
@@ -83,17 +108,27 @@ def measure(gray: np.ndarray) -> Measure:
         if min(w, h) <= max(SLIVER_PX, RULE_REMNANT_TEXT * text_h) or max(w, h) < text_h / 2:
             continue  # a dot, or what is left of an erased rule by its anti-aliased, noisy edges
         own = (labels[y : y + h, x : x + w] == i) & (ink[y : y + h, x : x + w] > 0)
-        lines.append((x, y, own, *_line_shape(own, text_h)))
+        if not own.any():
+            continue  # the closing alone made it: no ink of its own
+        lines.append(_Line(x, y, own, *_contours(own, x, y)))
+    # Every printed line of a page shares one slope (the scan's skew); measured on long lines, where it is certain,
+    # it lets short ones ("(4) 7", a lone label) be judged on a straight baseline with no slope of their own to fit.
+    tol = max(1.0, BASELINE_TOL_TEXT * text_h)
+    slope = _page_slope([line for line in lines if len(line.xs) >= SKEW_MIN_TEXT * text_h], tol)
+    on_baseline = [_share_on_line(line.xs, line.bottoms, slope, tol) for line in lines]
+    on_topline = [_share_on_line(line.xs, line.tops, slope, tol) for line in lines]
     # The page's print size: the typical letter height of the lines that sit on a straight baseline.
-    baseline_heights = [size for *_, on_baseline, size in lines if on_baseline >= PRINTED_MIN_ON_BASELINE]
+    baseline_heights = [line.size for line, on in zip(lines, on_baseline, strict=True) if on >= PRINTED_MIN_ON_BASELINE]
     print_size = float(np.median(baseline_heights)) if baseline_heights else 0.0
     written = np.zeros_like(ink)
     printed_lines = written_lines = 0
-    for x, y, own, on_baseline, size in lines:
-        if on_baseline >= PRINTED_MIN_ON_BASELINE and size <= PRINT_SIZE_TOLERANCE * print_size:
+    for line, bottom, top in zip(lines, on_baseline, on_topline, strict=True):
+        relative_size = line.size / print_size if print_size else math.inf
+        if _is_printed(bottom, top, relative_size, len(line.xs) / text_h):
             printed_lines += 1
             continue
         written_lines += 1
+        y, x, own = line.y, line.x, line.own
         written[y : y + own.shape[0], x : x + own.shape[1]] |= own.astype(np.uint8)
     # The written zone: handwritten ink grown by half a text height, so it covers the space between strokes and only
     # ever grows when more is written.
@@ -119,9 +154,23 @@ def measure(gray: np.ndarray) -> Measure:
     )
 
 
+def _is_printed(bottom: float, top: float, relative_size: float, length: float) -> bool:
+    """Whether a line is print, from the shares of its bottom and top contours on straight lines of the page's slope,
+    its letter height relative to the page's print size and its length in text heights."""
+    aligned = bottom + top
+    if aligned >= ALIGNED_ANY_SIZE:
+        return True
+    on_lines = aligned >= PRINTED_MIN_ALIGNED or (bottom >= PRINTED_MIN_ON_BASELINE and length < LONG_LINE_TEXT)
+    return on_lines and relative_size <= PRINT_SIZE_TOLERANCE
+
+
 def _text_height(ink: np.ndarray) -> float:
-    count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
-    heights = stats[1:count, cv2.CC_STAT_HEIGHT]
+    return _median_height(cv2.connectedComponentsWithStats(ink, connectivity=8)[2])
+
+
+def _median_height(stats: np.ndarray) -> float:
+    """The median height of the labelled marks (row 0, the background, excluded), at least 4 px."""
+    heights = stats[1:, cv2.CC_STAT_HEIGHT]
     return float(max(4.0, np.median(heights))) if len(heights) else 4.0
 
 
@@ -137,28 +186,140 @@ def _remove_rules(ink: np.ndarray, text_h: float) -> None:
     ink[cv2.dilate(rules, np.ones((5, 5), np.uint8)) > 0] = 0  # with the anti-aliased fringe
 
 
-def _line_shape(own: np.ndarray, text_h: float) -> tuple[float, float]:
-    """(share of the bottom contour on a robustly fitted straight baseline, letter height) of one line.
+def _remove_drawings(ink: np.ndarray, text_h: float) -> None:
+    """Erase, in place, the marks that are drawn with instruments rather than written.
+
+    - circles (answer bubbles, figure circles): a round outline around a round hole (`CIRCLE_MIN_ROUNDNESS`);
+    - straight-edged drawings at least `SHAPE_MIN_TEXT` text heights long (rules and boxes at any skew, figure
+      polylines): their contours reduce to long straight edges, at least `POLYGON_EDGE_TEXT` text heights per
+      vertex (or `POLYGON_FEW_EDGE_TEXT` with at most `POLYGON_FEW_VERTICES` vertices), where writing turns every
+      fraction of a text height.
+    """
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    erase = np.zeros(count, bool)
+    for i in range(1, count):
+        x, y, w, h, _ = stats[i]
+        if max(w, h) < CIRCLE_MIN_TEXT * text_h:
+            continue
+        own = (labels[y : y + h, x : x + w] == i).astype(np.uint8)
+        erase[i] = _is_circle(own, w, h) or (max(w, h) >= SHAPE_MIN_TEXT * text_h and _is_polygon(own, text_h))
+    ink[erase[labels]] = 0
+
+
+def _remove_solid(ink: np.ndarray) -> float:
+    """Erase, in place, filled marks (fiducials, filled bubbles): ink thicker than any pen stroke; return the text
+    height measured on the marks before (one labelling serves both).
+
+    A mark is solid when it holds a disc `SOLID_MIN_TEXT` text heights (and `SOLID_MIN_PX`) across.
+    """
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    text_h = _median_height(stats)
+    radius = max(SOLID_MIN_PX, SOLID_MIN_TEXT * text_h) / 2
+    erase = np.zeros(count, bool)
+    # Only a mark of at least the disc's area can hold it.
+    for i in np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= math.pi * radius**2) + 1:
+        x, y, w, h, _ = stats[i]
+        own = np.pad((labels[y : y + h, x : x + w] == i).astype(np.uint8), 1)
+        erase[i] = cv2.distanceTransform(own, cv2.DIST_L2, 3).max() >= radius
+    ink[erase[labels]] = 0
+    return text_h
+
+
+def _is_circle(own: np.ndarray, w: int, h: int) -> bool:
+    """A round ring: square box, round outer contour and a round hole filling most of it."""
+    if not 1 / CIRCLE_MAX_ASPECT <= w / h <= CIRCLE_MAX_ASPECT:
+        return False
+    contours, hierarchy = cv2.findContours(own, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    outer = max(range(len(contours)), key=lambda k: cv2.contourArea(contours[k]))
+    holes = [contours[k] for k in range(len(contours)) if hierarchy[0][k][3] == outer]
+    if not holes:
+        return False
+    hole = max(holes, key=cv2.contourArea)
+    return (
+        _roundness(contours[outer]) >= CIRCLE_MIN_ROUNDNESS
+        and _roundness(hole) >= CIRCLE_MIN_ROUNDNESS
+        and cv2.contourArea(hole) >= CIRCLE_MIN_HOLE * cv2.contourArea(contours[outer])
+    )
+
+
+def _roundness(contour: np.ndarray) -> float:
+    """4 pi area / perimeter^2 of the convex hull: 1 for a circle, 0.79 for a square."""
+    hull = cv2.convexHull(contour)
+    perimeter = cv2.arcLength(hull, True)
+    return float(4 * math.pi * cv2.contourArea(hull) / perimeter**2) if perimeter else 0.0
+
+
+def _is_polygon(own: np.ndarray, text_h: float) -> bool:
+    """Whether a mark's contours are a few long straight edges (rules, boxes, polylines), not curving strokes."""
+    contours, _ = cv2.findContours(own, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    eps = max(POLYGON_EPS_PX, POLYGON_EPS_TEXT * text_h)
+    length = vertices = 0.0
+    for contour in contours:
+        perimeter = cv2.arcLength(contour, True)
+        if perimeter < 4 * eps:
+            continue  # a speck-sized hole says nothing about the shape
+        length += perimeter
+        vertices += len(cv2.approxPolyDP(contour, eps, True))
+    if vertices == 0:
+        return False
+    edge = length / vertices / text_h
+    return edge >= POLYGON_EDGE_TEXT or (edge >= POLYGON_FEW_EDGE_TEXT and vertices <= POLYGON_FEW_VERTICES)
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One line of ink (marks joined across word gaps) and its bottom and top contours in page pixels."""
+
+    x: int
+    y: int
+    own: np.ndarray  # its ink, cropped to its box
+    xs: np.ndarray  # the columns holding ink
+    bottoms: np.ndarray  # the lowest ink in each of those columns
+    tops: np.ndarray  # the highest
+    size: float  # letter height
+
+
+def _contours(own: np.ndarray, x: int, y: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(columns, bottom contour, top contour, letter height) of one line, in page pixels.
 
     The letter height is the `LETTER_SIZE_PERCENTILE` percentile over columns of the ink's vertical extent: the
     height of capitals and ascenders in print, whatever the mix of letters, digits and case.
     """
     columns = np.flatnonzero(own.any(axis=0))
-    if len(columns) < 3:
-        return 0.0, float(own.shape[0])
     ink = own[:, columns]
-    bottoms = (own.shape[0] - 1 - np.argmax(ink[::-1], axis=0)).astype(np.float64)
-    size = float(np.percentile(bottoms - np.argmax(ink, axis=0) + 1, LETTER_SIZE_PERCENTILE))
-    xs = columns.astype(np.float64)
-    tol = max(1.0, BASELINE_TOL_TEXT * text_h)
-    keep = np.ones(len(xs), bool)
-    for _ in range(2):  # refit without descenders and loops
-        slope, intercept = np.polyfit(xs[keep], bottoms[keep], 1)
-        residual = np.abs(bottoms - (slope * xs + intercept))
-        keep = residual <= 3 * tol
-        if keep.sum() < 3:
-            return 0.0, size
-    return float(np.mean(residual <= tol)), size
+    bottoms = own.shape[0] - 1 - np.argmax(ink[::-1], axis=0)
+    tops = np.argmax(ink, axis=0)
+    size = float(np.percentile(bottoms - tops + 1, LETTER_SIZE_PERCENTILE))
+    return (columns + x).astype(np.float64), (bottoms + y).astype(np.float64), (tops + y).astype(np.float64), size
+
+
+def _page_slope(long_lines: list[_Line], tol: float) -> float:
+    """The median baseline slope of the long lines whose bottom contour mostly lies on a straight line; 0 if none."""
+    slopes = []
+    for line in long_lines:
+        xs, bottoms = line.xs, line.bottoms
+        keep = np.ones(len(xs), bool)
+        for _ in range(2):  # refit without descenders and loops
+            slope, intercept = np.polyfit(xs[keep], bottoms[keep], 1)
+            keep = np.abs(bottoms - (slope * xs + intercept)) <= 3 * tol
+            if keep.sum() < 3:
+                break
+        else:  # a fit on enough columns: the slope counts if the line is straight enough to be print
+            if _share_on_line(xs, bottoms, slope, tol) >= PRINTED_MIN_ON_BASELINE:
+                slopes.append(slope)
+    return float(np.median(slopes)) if slopes else 0.0
+
+
+def _share_on_line(xs: np.ndarray, ys: np.ndarray, slope: float, tol: float) -> float:
+    """The largest share of a contour's points (xs, ys) within `tol` of one straight line of the given slope.
+
+    Exact and O(n log n): the best line's offset is found by sliding a 2 `tol` window over the sorted offsets.
+    """
+    if len(xs) < 3:
+        return 0.0
+    offsets = np.sort(ys - slope * xs)
+    within = np.searchsorted(offsets, offsets + 2 * tol, side="right") - np.arange(len(offsets))
+    return float(within.max()) / len(offsets)
 
 
 def _digit_share(written: np.ndarray) -> tuple[float, int]:
