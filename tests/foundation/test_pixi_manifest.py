@@ -130,6 +130,18 @@ def test_routine_tasks_exist_for_both_environments(manifest: dict[str, Any], tas
         assert not env.get("no-default-feature", False)
 
 
+def test_every_cli_command_has_a_task(manifest: dict[str, Any]) -> None:
+    import argparse
+
+    from ai_worker.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    commands = [task["cmd"] if isinstance(task, dict) else task for task in manifest["tasks"].values()]
+    for name in subparsers.choices:
+        assert any(cmd.startswith(f"ai-worker {name}") for cmd in commands), f"no pixi task runs `ai-worker {name}`"
+
+
 def test_task_scripts_exist(manifest: dict[str, Any]) -> None:
     for name, task in manifest["tasks"].items():
         cmd = task["cmd"] if isinstance(task, dict) else task
