@@ -11,8 +11,9 @@ worker accepts any factory building one from the settings. After the write, the 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -25,6 +26,21 @@ from ai_worker.errors import TransientError
 RESULT_WRITE_FAILED: Final = "result_write_failed"
 BLOB_STORE_FAILED: Final = "blob_store_failed"
 _MISSING: Final = frozenset({"404", "NoSuchKey", "NotFound"})
+T = TypeVar("T")
+
+
+def _unless_missing(call: Callable[[], T], code: str, what: str) -> T | None:
+    """`call()`, or None when S3 says the object does not exist. Any other S3 failure (after botocore's own
+    retries) is a TransientError: the trouble is ours, so the job is retried rather than failed."""
+    try:
+        return call()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _MISSING:
+            return None
+        raise TransientError(code, f"{what} failed: {exc}") from exc
+    except BotoCoreError as exc:
+        raise TransientError(code, f"{what} failed: {exc}") from exc
+
 
 Status = Literal["done", "failed"]
 
@@ -108,14 +124,13 @@ class S3ResultSink:
 
     def exists(self, tenant: str, job_id: str) -> ResultRef | None:
         key = result_key(self.settings, tenant, job_id)
-        try:
-            self.s3.head_object(Bucket=self.settings.results_bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
-                return None
-            raise TransientError(RESULT_WRITE_FAILED, f"checking for an existing result failed: {exc}") from exc
-        except BotoCoreError as exc:
-            raise TransientError(RESULT_WRITE_FAILED, f"checking for an existing result failed: {exc}") from exc
+        head = _unless_missing(
+            lambda: self.s3.head_object(Bucket=self.settings.results_bucket, Key=key),
+            RESULT_WRITE_FAILED,
+            "checking for an existing result",
+        )
+        if head is None:
+            return None
         return ResultRef(self.settings.results_bucket, key, created=False)
 
     def write(self, doc: dict[str, Any]) -> ResultRef:
@@ -163,16 +178,11 @@ class S3BlobStore:
         return {"bucket": self.bucket, "key": key, "s3_uri": f"s3://{self.bucket}/{key}", "bytes": len(data)}
 
     def get(self, key: str) -> bytes | None:
-        try:
-            response = self.s3.get_object(Bucket=self.bucket, Key=key)
-            data: bytes = response["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
-                return None
-            raise TransientError(BLOB_STORE_FAILED, f"reading s3://{self.bucket}/{key} failed: {exc}") from exc
-        except BotoCoreError as exc:
-            raise TransientError(BLOB_STORE_FAILED, f"reading s3://{self.bucket}/{key} failed: {exc}") from exc
-        return data
+        def read() -> bytes:
+            data: bytes = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return data
+
+        return _unless_missing(read, BLOB_STORE_FAILED, f"reading s3://{self.bucket}/{key}")
 
 
 def read_result(s3: Any, settings: Settings, tenant: str, job_id: str) -> dict[str, Any] | None:
