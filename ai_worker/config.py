@@ -126,6 +126,7 @@ class VisionSettings:
     segmentation_onnx_min_score: float = 0.5  # detections below this confidence are dropped before NMS
     pdf_max_pages: int = 20  # pages rendered per job; more must be selected with payload.pages
     pdf_max_dpi: int = 300  # highest payload.dpi accepted for PDF rendering (A4 at 300 dpi is 8.7 Mpx)
+    omr_mark_fill: float = 0.4  # OMR: filled fraction of a bubble from which it is a mark (about half)
 
     @classmethod
     def from_env(cls, env: _Env) -> VisionSettings:
@@ -138,6 +139,7 @@ class VisionSettings:
             segmentation_onnx_min_score=env.number("SEGMENTATION_ONNX_MIN_SCORE", cls.segmentation_onnx_min_score),
             pdf_max_pages=env.integer("PDF_MAX_PAGES", cls.pdf_max_pages, minimum=1, maximum=1000),
             pdf_max_dpi=env.integer("PDF_MAX_DPI", cls.pdf_max_dpi, minimum=72, maximum=1200),
+            omr_mark_fill=min(env.number("OMR_MARK_FILL", cls.omr_mark_fill, minimum=0.05), 0.95),
         )
 
 
