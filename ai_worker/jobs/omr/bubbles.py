@@ -39,7 +39,7 @@ from ai_worker.jobs.omr.refine import ring_offsets
 
 DEFAULT_MARK_FILL = 0.4  # filled fraction at which a bubble is a mark: "about half" with room for measuring error
 INTERIOR = 0.8  # counted interior radius / bubble radius: clear of the printed ring with 1 px misalignment + blur
-EDGE = 0.6  # the interior annulus EDGE..INTERIOR stands for the uncounted band INTERIOR..1 under the ring
+EDGE = 0.7  # the interior annulus EDGE..INTERIOR stands for the uncounted band INTERIOR..1 under the ring
 RING = (0.85, 1.15)  # where the printed outline is, as fractions of the bubble radius
 PAPER = (1.3, 1.6)  # paper ring outside the bubble, still inside the gap to the neighbour bubbles
 BACKGROUND_BUBBLES = 3.0  # paper flattening kernel, in bubble diameters: wider than any mark, narrow vs shadows

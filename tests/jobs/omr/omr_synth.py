@@ -1,8 +1,8 @@
 """Seeded generator of filled answer sheets with known ground truth, under scan and phone-photo conditions.
 
 Each sheet is the standard sheet rendered by ai_worker.jobs.omr.sheet, filled by a simulated student (pen or light
-pencil, sloppy marks, marks cut by a chord to 50-90 % of the bubble, blanks, multiples, partial erasures and stray
-pencil dots that must read as blank), then captured under one of
+pencil, sloppy marks, marks cut by a chord or bitten on one side (a crescent) to 50-90 % of the bubble, blanks,
+multiples, partial erasures and stray dots that must read as blank), then captured under one of
 CONDITIONS: clean scan; scan skewed up to 5 degrees with noise; upside-down scan (JPEG 75); phone photo (camera
 tilt up to 20 degrees, slight lens distortion, gradient light and a soft shadow, blur, noise, JPEG 40); degraded
 scan (skew, blur, strong noise, uneven light, JPEG 40). The same seed always gives the same sheets.
@@ -147,8 +147,10 @@ def _mark(
         axes = radius * rng.uniform(0.97, 1.05, 2)
     jitter = rng.normal(0, 0.05 * radius, 2)
     mask = _ellipse_mask(2 * reach + 1, cx + jitter[0], cy + jitter[1], (axes[0], axes[1]), rng.uniform(0, 180))
-    if partial:
+    if partial and rng.random() < 0.5:
         mask *= _chord_cut(mask.shape[0], cx, cy, radius, rng.uniform(*PARTIAL_COVER), rng.uniform(0, 2 * np.pi))
+    elif partial:
+        mask *= _bite(mask.shape[0], cx, cy, radius, rng.uniform(*PARTIAL_COVER), rng)
     darkness = level * rng.uniform(0.9, 1.08)
     if instrument == "pencil":
         # Graphite leaves a grainy stroke texture.
@@ -167,6 +169,18 @@ def _chord_cut(size: int, cx: float, cy: float, radius: float, cover: float, ang
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     along = (xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)
     return np.clip((depth - 1) * radius - along + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def _bite(size: int, cx: float, cy: float, radius: float, cover: float, rng: np.random.Generator) -> np.ndarray:
+    """0 inside a disc bitten out of one side of the bubble, sized so that `cover` of the bubble stays: a crescent
+    of ink along the ring."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    angle, shift = rng.uniform(0, 2 * np.pi), rng.uniform(0.25, 0.7) * radius
+    bx, by = cx + shift * np.cos(angle), cy + shift * np.sin(angle)
+    bubble = np.hypot(xx - cx, yy - cy) <= radius
+    gap = np.hypot(xx - bx, yy - by)
+    bite = float(np.quantile(gap[bubble], 1.0 - cover))  # the bite radius leaving `cover` of the bubble
+    return np.clip(gap - bite + 0.5, 0.0, 1.0).astype(np.float32)
 
 
 def _dot(page: np.ndarray, centre: tuple[float, float], radius: float, level: float, rng: np.random.Generator) -> None:
