@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-# Written in pieces so that this file does not match itself.
 OUTSIDE = re.compile(
     "|".join(
         [
@@ -36,6 +35,8 @@ def test_nothing_points_outside_the_checkout() -> None:
     files = repository_files()
     has_design_doc = any(p.name == "DESIGN.md" for p in files)
     for path in files:
+        if path.resolve() == Path(__file__).resolve():
+            continue  # its patterns and examples
         try:
             text = path.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
