@@ -1,4 +1,4 @@
-"""The message contract (DESIGN.md §2) and the result document (§3).
+"""The message contract and the result document.
 
 Parsing is split in two so that nothing is lost:
 - `parse_envelope` only needs a JSON object with a `job_id`; without one no result can be addressed, so the

@@ -1,6 +1,6 @@
 """Tiers: which job types each tier may run and which tiers each worker kind polls.
 
-This table is the contract with producers (DESIGN.md §1); the worker enforces it on every message.
+This table is the contract with producers; the worker enforces it on every message.
 """
 
 from __future__ import annotations
