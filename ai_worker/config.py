@@ -27,7 +27,6 @@ from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, crea
 from pydantic.dataclasses import dataclass
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
-from pydantic_settings.sources.utils import parse_env_vars
 
 from ai_worker.tiers import DEFAULT_POLL_WEIGHTS, TIERS, WorkerKind
 
@@ -337,9 +336,8 @@ class _Environ(EnvSettingsSource):
         super().__init__(settings_cls, case_sensitive=True, env_ignore_empty=True)
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
-        # Stray spaces from templates are trimmed, and a blank value means unset (env_ignore_empty).
-        environ = {key: value.strip() for key, value in self._environ.items()}
-        return parse_env_vars(environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+        # Names match exactly (case_sensitive); stray spaces from templates are trimmed; blank means unset.
+        return {key: value.strip() for key, value in self._environ.items() if value.strip()}
 
 
 class _FromEnv(BaseSettings):

@@ -20,15 +20,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ai_worker.jobs.spec import JobSpec
-from ai_worker.jobs.specs import (
-    embedding,
-    handwriting_analysis,
-    homework_video_analysis,
-    ocr,
-    omr_grading,
-    problem_generation,
-    question_segmentation,
-)
 from ai_worker.tiers import TIERS, Tier
 
 if TYPE_CHECKING:
@@ -36,15 +27,16 @@ if TYPE_CHECKING:
 
 Handler = Callable[["JobContext"], dict[str, Any]]
 
-# The registration list, in the contract's order (the order of the demo table and of error messages).
-DECLARED: tuple[JobSpec, ...] = (
-    ocr.SPEC,
-    omr_grading.SPEC,
-    question_segmentation.SPEC,
-    homework_video_analysis.SPEC,
-    handwriting_analysis.SPEC,
-    embedding.SPEC,
-    problem_generation.SPEC,
+# The registration list: the module declaring each job type's `SPEC`, in the contract's order (the order of the
+# demo table and of error messages). Modules, not imports: a bare `ocr` here would shadow `ai_worker.jobs.ocr`.
+DECLARED: tuple[str, ...] = (
+    "ai_worker.jobs.specs.ocr",
+    "ai_worker.jobs.specs.omr_grading",
+    "ai_worker.jobs.specs.question_segmentation",
+    "ai_worker.jobs.specs.homework_video_analysis",
+    "ai_worker.jobs.specs.handwriting_analysis",
+    "ai_worker.jobs.specs.embedding",
+    "ai_worker.jobs.specs.problem_generation",
 )
 
 # Derived views, updated in place by `register` (modules that imported them see a job type registered later).
@@ -96,5 +88,13 @@ def resolve(path: str) -> Handler:
     return handler
 
 
-for _spec in DECLARED:
-    register(_spec)
+def declaration(module: str) -> JobSpec:
+    """The `SPEC` a declaration module defines."""
+    spec = importlib.import_module(module).SPEC
+    if not isinstance(spec, JobSpec):
+        raise TypeError(f"{module}.SPEC is not a JobSpec")
+    return spec
+
+
+for _module in DECLARED:
+    register(declaration(_module))

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def toy() -> Iterator[str]:
-    jobs.register(toy_job.SPEC)  # the one registration line
+    jobs.register(jobs.declaration("toy_job"))  # the one registration line
     try:
         yield toy_job.SPEC.name
     finally:
