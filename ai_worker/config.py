@@ -8,23 +8,25 @@ field is its section's prefix plus the field name in capitals (`AI_WORKER_` + `j
 `AI_WORKER_KIND`) still works with a deprecation warning. AWS itself (credentials, region, endpoints, retry mode)
 is configured only through the SDK's own chain (`AWS_REGION`, `AWS_ENDPOINT_URL_SQS`, ...), never here.
 
-The sections are frozen pydantic dataclasses: `Settings()` holds the defaults and reads nothing, values are
-validated on construction and on `dataclasses.replace`, and `Settings.from_env()` reads the environment through
-pydantic-settings. A bad value raises `ConfigError` naming the variable, so a misconfigured task fails at start,
-not mid-job. Job-specific settings live in their own section (`settings.ocr`, `settings.embedding`, ...).
+The sections are frozen dataclasses: `Settings()` holds the defaults and reads nothing, and code (tests, the demo)
+derives variants with `dataclasses.replace`. `Settings.from_env()` reads the environment through pydantic-settings
+and enforces each field's type and limits there: the limits are operating policy for deployed values, not for
+code. A bad value raises `ConfigError` naming the variable, so a misconfigured task fails at start, not mid-job.
+Job-specific settings live in their own section (`settings.ocr`, `settings.embedding`, ...).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import warnings
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_origin
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, create_model
-from pydantic.dataclasses import dataclass
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -209,7 +211,7 @@ class Settings:
         dict[str, str],
         Field(description="SQS queue of each tier."),
         Env("AI_WORKER_QUEUE_{TIER}", legacy=("AI_SQS_QUEUE_NAME_{TIER}",), every_tier="AI_WORKER_QUEUE"),
-    ] = Field(default_factory=lambda: {str(t): f"academy-ai-jobs-{t}" for t in TIERS})
+    ] = field(default_factory=lambda: {str(t): f"academy-ai-jobs-{t}" for t in TIERS})
     dlq_suffix: Annotated[str, Field(description="A tier's DLQ is its queue's name plus this suffix.")] = "-dlq"
     results_bucket: Annotated[str, Field(description="S3 bucket of result documents and inputs.")] = (
         "academy-ai-results"
@@ -222,7 +224,7 @@ class Settings:
         dict[str, Annotated[int, Field(ge=1, le=100)]],
         Field(description="Relative poll weight of each tier (1-100): basic favoured, lite never starved."),
         Env("AI_WORKER_{TIER}_POLL_WEIGHT"),
-    ] = Field(default_factory=lambda: {str(t): w for t, w in DEFAULT_POLL_WEIGHTS.items()})
+    ] = field(default_factory=lambda: {str(t): w for t, w in DEFAULT_POLL_WEIGHTS.items()})
     slots: Annotated[
         Annotated[int, Field(ge=1, le=256)] | None,
         _none_when("auto"),
@@ -249,11 +251,11 @@ class Settings:
     metrics_namespace: Annotated[str, Field(description="CloudWatch (EMF) metrics namespace.")] = "AiWorker"
     allow_gpu_fallback: Annotated[bool, Field(description="Let a gpu worker start without a CUDA device.")] = False
     image: Annotated[str, Field(description="Image tag reported in result documents.")] = "dev"
-    inputs: InputSettings = Field(default_factory=InputSettings)
-    vision: VisionSettings = Field(default_factory=VisionSettings)
-    ocr: OcrSettings = Field(default_factory=OcrSettings)
-    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
-    llm: LlmSettings = Field(default_factory=LlmSettings)
+    inputs: InputSettings = field(default_factory=InputSettings)
+    vision: VisionSettings = field(default_factory=VisionSettings)
+    ocr: OcrSettings = field(default_factory=OcrSettings)
+    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
+    llm: LlmSettings = field(default_factory=LlmSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -292,20 +294,25 @@ class Variable:
     deprecated: tuple[str, ...] = ()
 
 
+@functools.cache
+def _fields(cls: type) -> dict[str, FieldInfo]:
+    """The fields of a settings dataclass as pydantic sees them: type, limits, validators, description, `Env`."""
+    hints = get_type_hints(cls, include_extras=True)
+    return {f.name: FieldInfo.from_annotation(hints[f.name]) for f in dataclasses.fields(cls)}
+
+
 def _sections(cls: type) -> dict[str, type]:
     """The nested sections of `cls`: field name -> section class."""
-    fields: dict[str, FieldInfo] = cls.__pydantic_fields__  # type: ignore[attr-defined]
     return {
         name: info.annotation
-        for name, info in fields.items()
+        for name, info in _fields(cls).items()
         if isinstance(info.annotation, type) and dataclasses.is_dataclass(info.annotation)
     }
 
 
 def _own_variables(cls: type, path: str = "") -> Iterator[Variable]:
     """The variables of the fields of `cls` itself, not of its sections."""
-    fields: dict[str, FieldInfo] = cls.__pydantic_fields__  # type: ignore[attr-defined]
-    for name, info in fields.items():
+    for name, info in _fields(cls).items():
         if name in _sections(cls):
             continue
         env = next((m for m in info.metadata if isinstance(m, Env)), Env())
@@ -382,11 +389,10 @@ def _read(cls: type, environ: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for flat, value in sorted(loaded.items(), key=lambda item: "__" not in item[0]):
         name, _, tier = flat.partition("__")
-        field: FieldInfo = cls.__pydantic_fields__[name]  # type: ignore[attr-defined]
-        if get_origin(field.annotation) is not dict:
+        if get_origin(own[flat].info.annotation) is not dict:
             values[name] = value
         elif tier:  # one tier, over the mapping's default
-            values[name] = {**values.get(name, field.get_default(call_default_factory=True)), tier: value}
+            values[name] = {**values.get(name, getattr(cls(), name)), tier: value}
         else:  # the every-tier variable (sorted last): wins over the per-tier ones
             values[name] = dict.fromkeys(TIERS, value)
     return values
@@ -402,7 +408,4 @@ def _load(cls: type[T], environ: Mapping[str, str]) -> T:
                 log.warning(message)
     for name, section in _sections(cls).items():
         values[name] = _load(section, environ)
-    try:
-        return cls(**values)
-    except ValidationError as exc:  # values valid one by one but not together
-        raise ConfigError(str(exc)) from None
+    return cls(**values)

@@ -140,13 +140,13 @@ def test_worker_kind_and_its_deprecated_name(caplog: pytest.LogCaptureFixture) -
         assert Settings.from_env({"AI_WORKER_TIER": "gpu", "AI_WORKER_KIND": "cpu"}).worker_kind == "cpu"
 
 
-def test_settings_are_frozen_validated_dataclasses_that_survive_a_process_boundary() -> None:
-    settings = Settings.from_env({"AI_WORKER_OCR_TIMEOUT_S": "5"})
-    assert pickle.loads(pickle.dumps(settings)) == settings
+def test_settings_are_frozen_dataclasses_that_survive_a_process_boundary() -> None:
+    settings = Settings.from_env({"AI_WORKER_OCR_TIMEOUT_S": "5", "AI_SQS_QUEUE_NAME_LITE": "q"})
+    assert pickle.loads(pickle.dumps(settings)) == settings  # job processes are spawned with their settings
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.slots = 2  # type: ignore[misc]
-    with pytest.raises(ValueError, match="greater than or equal to 1"):
-        dataclasses.replace(settings, job_timeout_s=0)
+    # The limits are policy for deployed values: code (tests) may go below them.
+    assert dataclasses.replace(settings, visibility_timeout_s=3).visibility_timeout_s == 3
 
 
 if __name__ == "__main__":
