@@ -20,7 +20,7 @@ from typing import Any
 
 from ai_worker import __version__
 from ai_worker.config import ConfigError, Settings
-from ai_worker.jobs import JOB_TYPES, lowest_tier
+from ai_worker.jobs import JOB_TYPES, SPECS, lowest_tier
 from ai_worker.tiers import TIERS, WORKER_KINDS, WorkerKind
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -183,6 +183,13 @@ def _job_types(value: str) -> list[str]:
     return types
 
 
+def _job_type_list() -> str:
+    """The declared job types, one line each: name, the tiers that may run it, what it returns."""
+    rows = [(spec.name, f"[{','.join(spec.tiers)}]", spec.description) for spec in SPECS.values()]
+    name_w, tiers_w = (max(len(row[i]) for row in rows) for i in (0, 1))
+    return "job types:\n" + "\n".join(f"  {name:<{name_w}}  {tiers:<{tiers_w}}  {text}" for name, tiers, text in rows)
+
+
 def _add_omr(sub: Any) -> None:
     """The OMR tools belong to the OMR job package, imported only when `omr` is the command being run."""
     omr = sub.add_parser(OMR_COMMAND, help="OMR answer-sheet tools")
@@ -213,7 +220,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_run)
 
-    submit = sub.add_parser("submit", help="enqueue a job on the queue of its tier and print its job_id")
+    submit = sub.add_parser(
+        "submit",
+        help="enqueue a job on the queue of its tier and print its job_id",
+        epilog=_job_type_list(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     submit.add_argument("--type", required=True, choices=JOB_TYPES, help="job type")
     submit.add_argument("--tier", choices=TIERS, help="tier (default: the lowest tier that runs the type)")
     submit.add_argument("--file", type=Path, help="input file, uploaded to S3 and passed as payload.s3_key")

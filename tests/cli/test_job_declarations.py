@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -58,6 +59,8 @@ def test_a_registered_job_type_shows_up_in_registry_tier_rules_cli_and_demo(toy:
     parser = build_parser()
     assert parser.parse_args(["submit", "--type", toy]).type == toy
     assert parser.parse_args(["demo", "--only", f"ocr,{toy}"]).only == ["ocr", toy]
+    submit = next(a for a in parser._actions if a.dest == "command").choices["submit"]  # type: ignore[attr-defined]
+    assert re.search(rf"\n  {toy} +\[lite,premium\] +the payload's text, reversed\n", submit.format_help())
 
     # Demo listing: its sample, on the lowest tier that runs it.
     demo_jobs, skipped = build_samples(Settings(), [toy])
