@@ -282,11 +282,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
+    command: Command = args.func
     try:
-        settings = Settings.from_env()
+        settings = Settings.for_health_probe() if command is cmd_check else Settings.from_env()
     except ConfigError as exc:
         return _fail(f"configuration error: {exc}", 2)
-    command: Command = args.func
     try:
         return command(args, settings)
     except CommandError as exc:

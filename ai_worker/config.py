@@ -1,4 +1,4 @@
-"""Worker settings, read and validated from environment variables in this one module.
+"""Worker settings: every one declared here, read from environment variables by `Settings.from_env`.
 
 Every setting is one field below, with its type, its limits, its default (the production value, written once) and
 its meaning; `docs/configuration.md` is generated from these fields and a test keeps it in step. The variable of a
@@ -9,33 +9,30 @@ field is its section's prefix plus the field name in capitals (`AI_WORKER_` + `j
 is configured only through the SDK's own chain (`AWS_REGION`, `AWS_ENDPOINT_URL_SQS`, ...), never here.
 
 The sections are frozen dataclasses: `Settings()` holds the defaults and reads nothing, and code (tests, the demo)
-derives variants with `dataclasses.replace`. `Settings.from_env()` reads the environment through pydantic-settings
-and enforces each field's type and limits there: the limits are operating policy for deployed values, not for
-code. A bad value raises `ConfigError` naming the variable, so a misconfigured task fails at start, not mid-job.
-Job-specific settings live in their own section (`settings.ocr`, `settings.embedding`, ...).
+derives variants with `dataclasses.replace`. `Settings.from_env()` reads the environment with pydantic-settings
+(`ai_worker.config_env`) and enforces each field's type and limits there: the limits are operating policy for
+deployed values, not for code. A bad value raises `ConfigError` naming the variable, so a misconfigured task
+fails at start, not mid-job. Job-specific settings live in their own section (`settings.ocr`, `settings.embedding`,
+...).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import logging
 import os
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_origin, get_type_hints
-
-from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, create_model
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from ai_worker.tiers import DEFAULT_POLL_WEIGHTS, TIERS, WorkerKind
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    # Only in annotations, which stay strings until `ai_worker.config_env` evaluates them: importing this module
+    # (the health probe, every job process) does not import pydantic.
+    from pydantic import BeforeValidator, Field
+    from pydantic_settings import NoDecode
 
 PREFIX = "AI_WORKER_"
-T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -59,6 +56,8 @@ class Env:
 
 def _none_when(*words: str) -> BeforeValidator:
     """Accept a word (e.g. `none`, `auto`) as the variable's way of saying "no value"."""
+    from pydantic import BeforeValidator
+
     return BeforeValidator(lambda v: None if isinstance(v, str) and v.strip().lower() in words else v)
 
 
@@ -260,7 +259,23 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings `environ` (default: the process environment) asks for; `ConfigError` names a bad one."""
-        return _load(cls, os.environ if environ is None else environ)
+        from ai_worker.config_env import load
+
+        return load(cls, os.environ if environ is None else environ)
+
+    @classmethod
+    def for_health_probe(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The defaults with the two settings `ai-worker check` reads. The probe runs every 30 s in every container,
+        so it skips pydantic; the worker itself validated these values at start."""
+        environ = os.environ if environ is None else environ
+        defaults = cls()
+        heartbeat_file = environ.get(PREFIX + "HEARTBEAT_FILE", "").strip() or defaults.heartbeat_file
+        max_age = environ.get(PREFIX + "HEARTBEAT_MAX_AGE_S", "").strip()
+        try:
+            max_age_s = float(max_age) if max_age else defaults.heartbeat_max_age_s
+        except ValueError:
+            raise ConfigError(f"{PREFIX}HEARTBEAT_MAX_AGE_S={max_age!r}: not a number") from None
+        return dataclasses.replace(defaults, heartbeat_file=heartbeat_file, heartbeat_max_age_s=max_age_s)
 
     def dlq_name(self, tier: str) -> str:
         return self.queue_names[tier] + self.dlq_suffix
@@ -277,135 +292,3 @@ class Settings:
             "job_timeout_s": self.job_timeout_s,
             "job_memory_mb": self.job_memory_mb,
         }
-
-
-# --- reading the environment --------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Variable:
-    """One environment variable: the field it sets, and the other names accepted for it (in precedence order)."""
-
-    name: str
-    field: str  # dotted path from Settings: "job_timeout_s", "ocr.timeout_s", "queue_names.lite"
-    info: FieldInfo
-    accepted: tuple[str, ...]  # every name read for the field, `name` among them
-    legacy: tuple[str, ...] = ()
-    deprecated: tuple[str, ...] = ()
-
-
-@functools.cache
-def _fields(cls: type) -> dict[str, FieldInfo]:
-    """The fields of a settings dataclass as pydantic sees them: type, limits, validators, description, `Env`."""
-    hints = get_type_hints(cls, include_extras=True)
-    return {f.name: FieldInfo.from_annotation(hints[f.name]) for f in dataclasses.fields(cls)}
-
-
-def _sections(cls: type) -> dict[str, type]:
-    """The nested sections of `cls`: field name -> section class."""
-    return {
-        name: info.annotation
-        for name, info in _fields(cls).items()
-        if isinstance(info.annotation, type) and dataclasses.is_dataclass(info.annotation)
-    }
-
-
-def _own_variables(cls: type, path: str = "") -> Iterator[Variable]:
-    """The variables of the fields of `cls` itself, not of its sections."""
-    for name, info in _fields(cls).items():
-        if name in _sections(cls):
-            continue
-        env = next((m for m in info.metadata if isinstance(m, Env)), Env())
-        names = (env.name or cls.ENV_PREFIX + name.upper(), *env.legacy, *env.deprecated)  # type: ignore[attr-defined]
-        legacy, deprecated = slice(1, 1 + len(env.legacy)), slice(1 + len(env.legacy), None)
-        if "{TIER}" not in names[0]:
-            yield Variable(names[0], path + name, info, names, names[legacy], names[deprecated])
-            continue
-        for tier in TIERS:
-            tiered = tuple(n.replace("{TIER}", tier.upper()) for n in names)
-            yield Variable(tiered[0], f"{path}{name}.{tier}", info, tiered, tiered[legacy], tiered[deprecated])
-        if env.every_tier:
-            yield Variable(env.every_tier, path + name, info, (env.every_tier,))
-
-
-def variables(cls: type = Settings, path: str = "") -> Iterator[Variable]:
-    """Every variable `Settings.from_env` reads, section by section (what docs/configuration.md lists)."""
-    yield from _own_variables(cls, path)
-    for name, section in _sections(cls).items():
-        yield from variables(section, f"{path}{name}.")
-
-
-class _Environ(EnvSettingsSource):
-    """pydantic-settings' environment source over a given mapping (the process environment, or a test's)."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._environ = environ
-        super().__init__(settings_cls, case_sensitive=True, env_ignore_empty=True)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        # Names match exactly (case_sensitive); stray spaces from templates are trimmed; blank means unset.
-        return {key: value.strip() for key, value in self._environ.items() if value.strip()}
-
-
-class _FromEnv(BaseSettings):
-    """Base of the models `_read` builds per section: they read `environ` and nothing else."""
-
-    model_config = SettingsConfigDict(validate_default=False)  # a field the environment leaves unset stays unset
-    environ: ClassVar[Mapping[str, str]] = {}
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (_Environ(settings_cls, cls.environ),)
-
-
-def _read(cls: type, environ: Mapping[str, str]) -> dict[str, Any]:
-    """The fields of `cls` (not of its sections) that `environ` sets, parsed and validated by pydantic-settings."""
-    own = {var.field.replace(".", "__"): var for var in _own_variables(cls)}
-    fields: dict[str, Any] = {}
-    for flat, var in own.items():
-        per_tier = get_origin(var.info.annotation) is dict  # one tier's variable, or the every-tier one
-        annotation = get_args(var.info.annotation)[1] if per_tier else var.info.annotation
-        metadata = [] if per_tier else [m for m in var.info.metadata if not isinstance(m, Env)]
-        typed = Annotated[(annotation, *metadata)] if metadata else annotation
-        # Each field validates from its own names only: pydantic-settings keys a value by a field's first alias.
-        fields[flat] = (typed, Field(None, validation_alias=AliasChoices(*var.accepted)))
-    model = create_model(f"{cls.__name__}FromEnv", __base__=_FromEnv, **fields)
-    model.environ = environ
-    try:
-        loaded = model().model_dump(exclude_unset=True)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = str(error["loc"][0]) if error["loc"] else ""
-        found = next((v for flat, v in own.items() if where == flat or where in v.accepted), None)
-        name = next((n for n in found.accepted if environ.get(n, "").strip()), found.name) if found else where
-        raise ConfigError(f"{name}={environ.get(name, '').strip()!r}: {error['msg']}") from None
-    values: dict[str, Any] = {}
-    for flat, value in sorted(loaded.items(), key=lambda item: "__" not in item[0]):
-        name, _, tier = flat.partition("__")
-        if get_origin(own[flat].info.annotation) is not dict:
-            values[name] = value
-        elif tier:  # one tier, over the mapping's default
-            values[name] = {**values.get(name, getattr(cls(), name)), tier: value}
-        else:  # the every-tier variable (sorted last): wins over the per-tier ones
-            values[name] = dict.fromkeys(TIERS, value)
-    return values
-
-
-def _load(cls: type[T], environ: Mapping[str, str]) -> T:
-    values = _read(cls, environ)
-    for var in _own_variables(cls):
-        for old in var.deprecated:
-            if environ.get(old, "").strip():
-                message = f"{old} is deprecated: set {var.name} instead ({var.name} wins when both are set)"
-                warnings.warn(message, DeprecationWarning, stacklevel=3)
-                log.warning(message)
-    for name, section in _sections(cls).items():
-        values[name] = _load(section, environ)
-    return cls(**values)

@@ -18,7 +18,7 @@ def test_a_bad_setting_is_a_configuration_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("AI_WORKER_BACKEND", "cloud")
-    assert main(["check"]) == 2
+    assert main(["doctor"]) == 2
     assert "AI_WORKER_BACKEND='cloud'" in capsys.readouterr().err
 
 

@@ -15,8 +15,7 @@ import pytest
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 ROOT = Path(__file__).resolve().parents[2]
-# pydantic is not among them: the probe reads its two settings through ai_worker.config like every command.
-HEAVY_MODULES = ("boto3", "botocore", "torch", "cv2", "numpy", "onnxruntime", "moto", "PIL", "google", "openai")
+HEAVY_MODULES = ("boto3", "botocore", "torch", "cv2", "numpy", "pydantic", "onnxruntime", "moto", "PIL", "google")
 
 
 @pytest.mark.parametrize(("age_s", "healthy"), [(1.0, True), (600.0, False), (None, False)])

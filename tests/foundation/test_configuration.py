@@ -13,7 +13,8 @@ from typing import Any, get_origin
 
 import pytest
 
-from ai_worker.config import ConfigError, Settings, Variable, variables
+from ai_worker.config import ConfigError, Settings
+from ai_worker.config_env import Variable, variables
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "configuration.md"
@@ -147,6 +148,16 @@ def test_settings_are_frozen_dataclasses_that_survive_a_process_boundary() -> No
         settings.slots = 2  # type: ignore[misc]
     # The limits are policy for deployed values: code (tests) may go below them.
     assert dataclasses.replace(settings, visibility_timeout_s=3).visibility_timeout_s == 3
+
+
+def test_the_health_probe_reads_its_two_settings_without_pydantic() -> None:
+    env = {"AI_WORKER_HEARTBEAT_FILE": " /run/hb ", "AI_WORKER_HEARTBEAT_MAX_AGE_S": "45", "AI_WORKER_SLOTS": "x"}
+    probe = Settings.for_health_probe(env)
+    assert (probe.heartbeat_file, probe.heartbeat_max_age_s) == ("/run/hb", 45.0)
+    assert probe == dataclasses.replace(Settings(), heartbeat_file="/run/hb", heartbeat_max_age_s=45.0)
+    assert Settings.for_health_probe({}) == Settings()
+    with pytest.raises(ConfigError, match="AI_WORKER_HEARTBEAT_MAX_AGE_S='soon'"):
+        Settings.for_health_probe({"AI_WORKER_HEARTBEAT_MAX_AGE_S": "soon"})
 
 
 if __name__ == "__main__":
