@@ -22,7 +22,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
 from ai_worker.tiers import DEFAULT_POLL_WEIGHTS, TIERS, WorkerKind
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from pydantic_settings import NoDecode
 
 PREFIX = "AI_WORKER_"
+S = TypeVar("S")
 
 
 class ConfigError(ValueError):
@@ -255,6 +256,8 @@ class Settings:
     ocr: OcrSettings = field(default_factory=OcrSettings)
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
+    # Sections declared by job types (`JobSpec.settings`) that are not a field above, by class; read with `section`.
+    job_sections: Mapping[type, Any] = field(default_factory=dict, metadata={"from_env": False})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -276,6 +279,13 @@ class Settings:
         except ValueError:
             raise ConfigError(f"{PREFIX}HEARTBEAT_MAX_AGE_S={max_age!r}: not a number") from None
         return dataclasses.replace(defaults, heartbeat_file=heartbeat_file, heartbeat_max_age_s=max_age_s)
+
+    def section(self, cls: type[S]) -> S:
+        """The section of type `cls`: a field above, or one a job type declares (its defaults when not loaded)."""
+        for name in (f.name for f in dataclasses.fields(self)):
+            if type(value := getattr(self, name)) is cls:
+                return value
+        return self.job_sections.get(cls) or cls()
 
     def dlq_name(self, tier: str) -> str:
         return self.queue_names[tier] + self.dlq_suffix

@@ -45,7 +45,8 @@ class Variable:
 def _fields(cls: type) -> dict[str, FieldInfo]:
     """The fields of a settings dataclass as pydantic sees them: type, limits, validators, description, `Env`."""
     hints = get_type_hints(cls, localns=dict(ANNOTATION_NAMES), include_extras=True)
-    return {f.name: FieldInfo.from_annotation(hints[f.name]) for f in dataclasses.fields(cls)}
+    fields = (f for f in dataclasses.fields(cls) if f.metadata.get("from_env", True))
+    return {f.name: FieldInfo.from_annotation(hints[f.name]) for f in fields}
 
 
 def _sections(cls: type) -> dict[str, type]:
@@ -80,6 +81,17 @@ def variables(cls: type = Settings, path: str = "") -> Iterator[Variable]:
     yield from _own_variables(cls, path)
     for name, section in _sections(cls).items():
         yield from variables(section, f"{path}{name}.")
+    if cls is Settings:
+        for job_type, section in _job_sections().items():
+            yield from variables(section, f"{job_type}.")
+
+
+def _job_sections() -> dict[str, type]:
+    """Sections declared by registered job types that are not a field of `Settings`: job type -> section class."""
+    from ai_worker.jobs import SPECS
+
+    typed = set(_sections(Settings).values())
+    return {name: spec.settings for name, spec in SPECS.items() if spec.settings and spec.settings not in typed}
 
 
 class _Environ(EnvSettingsSource):
@@ -156,4 +168,6 @@ def load(cls: type[T], environ: Mapping[str, str]) -> T:
                 log.warning(message)
     for name, section in _sections(cls).items():
         values[name] = load(section, environ)
+    if cls is Settings:
+        values["job_sections"] = {section: load(section, environ) for section in _job_sections().values()}
     return cls(**values)

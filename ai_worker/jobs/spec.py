@@ -41,7 +41,9 @@ class JobSpec:
     """One job type, declared once.
 
     `tiers`: the tiers whose queues may carry it (a message of another tier fails as a tier violation).
-    `settings`: the `Settings` section its handler reads (`settings.<section>`), if any.
+    `settings`: the settings section its handler reads (`ctx.settings.section(cls)`), if any: a frozen dataclass of
+    `ai_worker.config` style with its `ENV_PREFIX`. `Settings.from_env` reads it with the rest, so a job type brings
+    its own variables (docs/configuration.md lists the built-in ones).
     `timeout_s` / `memory_mb`: the job's own limits; None means the worker-wide AI_WORKER_JOB_TIMEOUT_S /
     AI_WORKER_JOB_MEMORY_MB, which also cap them (see `limits`).
     `sample`: builds the demo's input (importing what it needs when called), or raises `Unavailable`.
@@ -51,7 +53,7 @@ class JobSpec:
     handler: str
     tiers: tuple[str, ...]
     description: str
-    settings: str | None = None
+    settings: type | None = None
     timeout_s: float | None = None
     memory_mb: int | None = None
     sample: Callable[[Settings], Sample] | None = None

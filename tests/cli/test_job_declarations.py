@@ -19,7 +19,8 @@ import toy_job
 
 from ai_worker import jobs
 from ai_worker.cli import build_parser
-from ai_worker.config import Settings
+from ai_worker.config import ConfigError, Settings
+from ai_worker.config_env import variables
 from ai_worker.demo import build_samples
 from ai_worker.envelope import Envelope, validate_envelope
 from ai_worker.errors import TIER_NOT_ALLOWED, UNSUPPORTED_JOB_TYPE, PermanentError
@@ -62,6 +63,14 @@ def test_a_registered_job_type_shows_up_in_registry_tier_rules_cli_and_demo(toy:
     submit = next(a for a in parser._actions if a.dest == "command").choices["submit"]  # type: ignore[attr-defined]
     assert re.search(rf"\n  {toy} +\[lite,premium\] +the payload's text, reversed\n", submit.format_help())
 
+    # Its settings section: read from the environment with the built-in ones, limits enforced, documented.
+    settings = Settings.from_env({"AI_WORKER_TOY_TIMES": "2", "AI_WORKER_OCR_TIMEOUT_S": "5"})
+    assert settings.section(toy_job.ToySettings).times == 2 and settings.ocr.timeout_s == 5
+    assert handler(JobContext.for_test(toy, {"text": "ab"}, settings=settings)) == {"echo": "ba ba"}
+    with pytest.raises(ConfigError, match="AI_WORKER_TOY_TIMES='9': Input should be less than or equal to 3"):
+        Settings.from_env({"AI_WORKER_TOY_TIMES": "9"})
+    assert "AI_WORKER_TOY_TIMES" in [var.name for var in variables()]
+
     # Demo listing: its sample, on the lowest tier that runs it.
     demo_jobs, skipped = build_samples(Settings(), [toy])
     assert not skipped
@@ -70,6 +79,7 @@ def test_a_registered_job_type_shows_up_in_registry_tier_rules_cli_and_demo(toy:
 
 def test_an_unregistered_job_type_is_nowhere() -> None:
     assert "toy_echo" not in jobs.JOB_TYPES and "toy_echo" not in jobs.REGISTRY
+    assert Settings.from_env({"AI_WORKER_TOY_TIMES": "9"}) == Settings()  # its variables are not read
     with pytest.raises(PermanentError) as unknown:
         _validate("toy_echo", "lite")
     assert unknown.value.code == UNSUPPORTED_JOB_TYPE
@@ -94,9 +104,19 @@ def test_the_contract_tiers_and_settings_sections_of_the_built_in_job_types() ->
         "basic": ["homework_video_analysis", "ocr", "omr_grading", "question_segmentation"],
         "premium": sorted(jobs.JOB_TYPES),
     }
+    sections = {name: type(getattr(Settings(), name)) for name in ("vision", "ocr", "embedding", "llm")}
+    assert {spec.name: spec.settings for spec in jobs.SPECS.values()} == {
+        "ocr": sections["ocr"],
+        "omr_grading": sections["vision"],
+        "question_segmentation": sections["vision"],
+        "homework_video_analysis": sections["vision"],
+        "handwriting_analysis": sections["vision"],
+        "embedding": sections["embedding"],
+        "problem_generation": sections["llm"],
+    }
     for spec in jobs.SPECS.values():
         assert spec.sample is not None, f"{spec.name} has no demo sample"
-        assert spec.settings is None or dataclasses.is_dataclass(getattr(Settings(), spec.settings))
+        assert spec.settings is not None and type(Settings().section(spec.settings)) is spec.settings
         assert spec.limits(Settings()) == (Settings().job_timeout_s, Settings().job_memory_mb)
 
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ai_worker.config import EmbeddingSettings, Settings
 from ai_worker.jobs.spec import JobSpec, Sample, Unavailable
-
-if TYPE_CHECKING:
-    from ai_worker.config import Settings
 
 
 def sample(settings: Settings) -> Sample:
@@ -42,6 +40,6 @@ SPEC = JobSpec(
     handler="ai_worker.jobs.embedding:handle",
     tiers=("premium",),
     description="embedding vectors of texts (sentence-transformers)",
-    settings="embedding",
+    settings=EmbeddingSettings,
     sample=sample,
 )

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ai_worker.config import Settings, VisionSettings
 from ai_worker.jobs.spec import JobSpec, Sample
-
-if TYPE_CHECKING:
-    from ai_worker.config import Settings
 
 
 def sample(settings: Settings) -> Sample:
@@ -27,6 +25,6 @@ SPEC = JobSpec(
     handler="ai_worker.jobs.handwriting:handle",
     tiers=("premium",),
     description="handwriting on a page: present or not, how much, how many lines",
-    settings="vision",
+    settings=VisionSettings,
     sample=sample,
 )

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ai_worker.config import Settings, VisionSettings
 from ai_worker.jobs.spec import JobSpec, Sample
-
-if TYPE_CHECKING:
-    from ai_worker.config import Settings
 
 
 def sample(settings: Settings) -> Sample:
@@ -25,6 +23,6 @@ SPEC = JobSpec(
     handler="ai_worker.jobs.video:handle",
     tiers=("basic", "premium"),
     description="pages shown in a homework video and whether each was written on",
-    settings="vision",
+    settings=VisionSettings,
     sample=sample,
 )

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import io
 import os
-from typing import TYPE_CHECKING
 
+from ai_worker.config import OcrSettings, Settings
 from ai_worker.jobs.spec import JobSpec, Sample, Unavailable
-
-if TYPE_CHECKING:
-    from ai_worker.config import Settings
 
 TEXT = "Homework 3: solve x + 2 = 5"
 
@@ -42,6 +39,6 @@ SPEC = JobSpec(
     handler="ai_worker.jobs.ocr:handle",
     tiers=("lite", "basic", "premium"),
     description="text of a homework photo or PDF pages (Google Vision)",
-    settings="ocr",
+    settings=OcrSettings,
     sample=sample,
 )

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ai_worker.config import Settings, VisionSettings
 from ai_worker.jobs.spec import JobSpec, Sample
-
-if TYPE_CHECKING:
-    from ai_worker.config import Settings
 
 QUESTIONS = 20
 LETTERS = "ABCDE"
@@ -46,6 +44,6 @@ SPEC = JobSpec(
     handler="ai_worker.jobs.omr:handle",
     tiers=("basic", "premium"),
     description="marks of an answer sheet, graded against an answer key",
-    settings="vision",
+    settings=VisionSettings,
     sample=sample,
 )

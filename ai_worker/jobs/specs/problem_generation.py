@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
+from ai_worker.config import LlmSettings, Settings
 from ai_worker.jobs.spec import JobSpec, Sample, Unavailable
-
-if TYPE_CHECKING:
-    from ai_worker.config import Settings
 
 
 def sample(settings: Settings) -> Sample:
@@ -26,6 +23,6 @@ SPEC = JobSpec(
     handler="ai_worker.jobs.problem_generation:handle",
     tiers=("premium",),
     description="a multiple-choice problem generated from a text (OpenAI)",
-    settings="llm",
+    settings=LlmSettings,
     sample=sample,
 )

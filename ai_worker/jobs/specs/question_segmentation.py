@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ai_worker.config import Settings, VisionSettings
 from ai_worker.jobs.spec import JobSpec, Sample
-
-if TYPE_CHECKING:
-    from ai_worker.config import Settings
 
 
 def sample(settings: Settings) -> Sample:
@@ -27,6 +23,6 @@ SPEC = JobSpec(
     handler="ai_worker.jobs.segmentation:handle",
     tiers=("basic", "premium"),
     description="question regions of exam pages, in reading order",
-    settings="vision",
+    settings=VisionSettings,
     sample=sample,
 )
