@@ -15,6 +15,7 @@ import pytest
 
 from ai_worker.config import ConfigError, Settings
 from ai_worker.config_env import Variable, variables
+from ai_worker.jobs import SPECS
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "configuration.md"
@@ -30,8 +31,14 @@ SECTION_TITLES = {
 
 
 def _value(var: Variable) -> Any:
-    value: Any = Settings()
-    for part in var.field.split("."):
+    settings = Settings()
+    head, _, rest = var.field.partition(".")
+    value: Any = settings
+    if rest and head in SPECS and SPECS[head].settings:  # a section a job type declares
+        value, var_path = settings.section(SPECS[head].settings), rest
+    else:
+        var_path = var.field
+    for part in var_path.split("."):
         value = value[part] if isinstance(value, dict) else getattr(value, part)
     return value
 
@@ -52,10 +59,11 @@ def table() -> str:
     current = None
     for var in variables():
         head, _, rest = var.field.partition(".")
-        section = head if rest and head in SECTION_TITLES else ""
+        section = head if rest and get_origin(var.info.annotation) is not dict else ""  # not `queue_names.lite`
         if section != current:
             current = section
-            lines += ["", f"### {SECTION_TITLES[section]}", "", "| Variable | Default | Meaning | Also accepted |"]
+            title = SECTION_TITLES.get(section, f"Job type `{section}`")
+            lines += ["", f"### {title}", "", "| Variable | Default | Meaning | Also accepted |"]
             lines.append("| --- | --- | --- | --- |")
         meaning = var.info.description or ""
         if get_origin(var.info.annotation) is dict:
