@@ -1,4 +1,5 @@
-"""Worker settings: every one declared here, read from environment variables by `Settings.from_env`.
+"""Worker settings, declared here (and, for a job type that brings its own, in its `JobSpec.settings` section),
+read from environment variables by `Settings.from_env`.
 
 Every setting is one field below, with its type, its limits, its default (the production value, written once) and
 its meaning; `docs/configuration.md` is generated from these fields and a test keeps it in step. The variable of a
