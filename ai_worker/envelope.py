@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ai_worker import errors
 from ai_worker.errors import PermanentError
-from ai_worker.tiers import JOB_TYPES, TIERS, Tier, allows
+from ai_worker.jobs import JOB_TYPES, allows
+from ai_worker.tiers import TIERS, Tier
 
 MAX_ID_LENGTH = 256  # job ids end up in S3 keys; keep them bounded
 JOB_TYPE_ALIASES = ("job_type", "type", "task")  # older producers send `type` or `task`

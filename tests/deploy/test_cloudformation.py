@@ -19,7 +19,8 @@ from botocore.validate import validate_parameters
 
 from ai_worker.admin import MAX_RECEIVE_COUNT, VISIBILITY_BY_TIER
 from ai_worker.config import Settings
-from ai_worker.tiers import ALLOWED_JOB_TYPES, WORKER_TIERS, Tier
+from ai_worker.jobs import ALLOWED_JOB_TYPES
+from ai_worker.tiers import WORKER_TIERS, Tier
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "deploy" / "ai-worker.yaml"

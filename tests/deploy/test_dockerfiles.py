@@ -144,7 +144,7 @@ def test_production_settings_user_signal_and_health(env: str) -> None:
     health = next(a for k, a in runtime if k == "HEALTHCHECK")
     assert health.endswith('CMD ["/app/docker/entrypoint.sh", "ai-worker", "check"]')
     assert ("ENTRYPOINT", '["/app/docker/entrypoint.sh"]') in runtime
-    assert ("CMD", f'["ai-worker", "run", "--tier", "{env}"]') in runtime
+    assert ("CMD", f'["ai-worker", "run", "--kind", "{env}"]') in runtime
 
 
 @pytest.mark.parametrize("env", ENVS)
