@@ -63,7 +63,6 @@ def test_cli_subcommands_named_in_readme_exist() -> None:
     assert named <= known, f"README names unknown ai-worker commands: {sorted(named - known)}"
 
 
-
 def test_readme_is_a_short_entry_point() -> None:
     lines = README.count("\n")
     assert lines <= README_MAX_LINES, f"README.md has {lines} lines; move detail to docs/"
