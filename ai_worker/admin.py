@@ -42,7 +42,7 @@ MAX_RECEIVE_COUNT = 5  # deliveries before SQS's redrive policy moves a message 
 # platform worker) does not see a running job delivered twice, yet a crashed one is retried within minutes.
 VISIBILITY_BY_TIER: dict[Tier, int] = {"lite": 60, "basic": 180, "premium": 600}
 RESULTS_VISIBILITY_S = 30  # SQS's default; the results queue is consumed by the platform, not by this worker
-MAX_BODY_BYTES = 256 * 1024  # DESIGN §2: bodies stay well under SQS's 1 MiB; inputs travel by reference
+MAX_BODY_BYTES = 256 * 1024  # message bodies stay well under SQS's 1 MiB; inputs travel by reference
 PEEK_HIDE_S = 30  # `dlq list` hides what it has read so one listing never shows a message twice
 REDRIVE_HIDE_S = 60  # long enough to copy and delete one batch; an interrupted batch reappears in the DLQ
 EMPTY_RECEIVE_WAIT_S = 1  # long poll (all SQS hosts) so an empty answer means the queue really is empty

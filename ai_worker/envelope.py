@@ -1,4 +1,4 @@
-"""The message contract (DESIGN.md §2) and the result document (§3).
+"""The message contract and the result document.
 
 Parsing is split in two so that nothing is lost:
 - `parse_envelope` only needs a JSON object with a `job_id`; without one no result can be addressed, so the
@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ai_worker import errors
 from ai_worker.errors import PermanentError
-from ai_worker.tiers import JOB_TYPES, TIERS, Tier, allows
+from ai_worker.jobs import JOB_TYPES, allows
+from ai_worker.tiers import TIERS, Tier
 
 MAX_ID_LENGTH = 256  # job ids end up in S3 keys; keep them bounded
 JOB_TYPE_ALIASES = ("job_type", "type", "task")  # older producers send `type` or `task`

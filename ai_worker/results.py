@@ -62,7 +62,7 @@ def build_document(
     queued_s: float | None = None,
     run_s: float | None = None,
 ) -> dict[str, Any]:
-    """The result document of DESIGN.md §3 (`result` when done, `error` {code, message, retryable} when failed)."""
+    """The result document (`result` when done, `error` {code, message, retryable} when failed)."""
     doc: dict[str, Any] = {
         "job_id": env.job_id,
         "job_type": env.job_type,

@@ -1,6 +1,6 @@
 """The worker loop: receive, validate, dispatch to job slots, settle each message with one explicit outcome.
 
-Every received message ends in exactly one outcome (DESIGN.md §4):
+Every received message ends in exactly one outcome:
 - done / failed: the result document is written (by the job process, or here for envelope violations), a notice
   goes to the results queue, then the message is deleted (batched);
 - retry: the message stays invisible for a backoff computed from its receive count (SQS's redrive policy moves
