@@ -110,6 +110,10 @@ class VisionSettings:
     pdf_max_dpi: Annotated[
         int, Field(ge=72, le=1200, description="Highest payload.dpi accepted for PDF rendering.")
     ] = 300
+    omr_mark_fill: Annotated[
+        float,
+        Field(ge=0.05, le=0.95, description="OMR: filled fraction of a bubble from which it is a mark (about half)."),
+    ] = 0.4
 
 
 @dataclass(frozen=True)
