@@ -113,7 +113,7 @@ class VisionSettings:
     omr_mark_fill: Annotated[
         float,
         Field(ge=0.05, le=0.95, description="OMR: filled fraction of a bubble from which it is a mark (about half)."),
-    ] = 0.4
+    ] = 0.35
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ Guarantees:
 - A bubble is marked when its filled fraction is at least `mark_fill` (a setting, default `DEFAULT_MARK_FILL`);
   every bubble of a row is decided on its own, so a half-filled second choice next to a full one is a multiple,
   and a faint erasure or a stray dot (a small fraction of the bubble) is never a mark.
-- Confidence is 0.5 on the decision boundary and 1.0 when every bubble of the row is at least `CONFIDENCE_SPAN`
-  from it; a reading that changes when the ink level is taken 25 % darker or lighter is held under
+- Confidence is 0.5 on the decision boundary and 1.0 when every bubble of the row is far from it: marked ones at
+  least `CONFIDENCE_SPAN` above, blank ones at least `BLANK_SPAN_SHARE` of the threshold below; a reading that changes when the ink level is taken 25 % darker or lighter is held under
   `REVIEW_BELOW`. `needs_review` is exactly `confidence < REVIEW_BELOW`.
 - When the printed bubble rings are not where the template puts them, `ring_contrast` is low and the caller fails
   the job with alignment_failed instead of reading paper that is not a bubble grid.
@@ -37,7 +37,7 @@ import numpy as np
 from ai_worker.jobs.omr.align import Alignment
 from ai_worker.jobs.omr.refine import ring_offsets
 
-DEFAULT_MARK_FILL = 0.4  # filled fraction at which a bubble is a mark: "about half" with room for measuring error
+DEFAULT_MARK_FILL = 0.35  # filled fraction at which a bubble is a mark: "about half" with room for measuring error
 INTERIOR = 0.8  # counted interior radius / bubble radius: clear of the printed ring with 1 px misalignment + blur
 EDGE = 0.7  # the interior annulus EDGE..INTERIOR stands for the uncounted band INTERIOR..1 under the ring
 RING = (0.85, 1.15)  # where the printed outline is, as fractions of the bubble radius
@@ -48,7 +48,8 @@ PIXEL_FLOOR, PIXEL_CEILING = 0.12, 0.25  # bounds of that pixel level: above sca
 MIN_INK_LEVEL = 0.2  # a bubble whose typical dark pixel is lighter than this carries no ink that sets the level
 INK_PERCENTILE = 75  # a bubble's ink darkness: the darker quarter of its interior (a half fill still shows it)
 DEFAULT_INK_LEVEL = 0.5  # used when no bubble on the sheet is inked: a blank sheet
-CONFIDENCE_SPAN = 0.25  # a filled fraction this far from the threshold is read with full confidence
+CONFIDENCE_SPAN = 0.25  # a filled fraction this far above the threshold is read with full confidence; below it,
+BLANK_SPAN_SHARE = 0.625  # this share of the threshold (0.25 at a threshold of 0.4): the blank side is shorter
 REVIEW_BELOW = 0.7  # confidence under which a reading is flagged needs_review
 UNSTABLE_CONFIDENCE = 0.6  # cap for a reading that flips when the ink level is taken 25 % darker or lighter
 LEVEL_PROBE = 0.25
@@ -125,8 +126,9 @@ def decide(
 ) -> RowReading:
     """Read one row of bubbles (a question's choices or an identifier position's digits)."""
     marked = tuple(int(i) for i in np.flatnonzero(fills >= mark_fill))
-    margin = float(np.abs(fills - mark_fill).min())
-    confidence = 0.5 + 0.5 * min(1.0, margin / CONFIDENCE_SPAN)
+    span = np.where(fills >= mark_fill, CONFIDENCE_SPAN, BLANK_SPAN_SHARE * mark_fill)
+    margin = float((np.abs(fills - mark_fill) / span).min())
+    confidence = 0.5 + 0.5 * min(1.0, margin)
     if low is not None and high is not None and not np.array_equal(low >= mark_fill, high >= mark_fill):
         confidence = min(confidence, UNSTABLE_CONFIDENCE)
     status = "blank" if not marked else "marked" if len(marked) == 1 else "multiple"
