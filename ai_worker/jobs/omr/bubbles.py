@@ -21,8 +21,9 @@ Guarantees:
   every bubble of a row is decided on its own, so a half-filled second choice next to a full one is a multiple,
   and a faint erasure or a stray dot (a small fraction of the bubble) is never a mark.
 - Confidence is 0.5 on the decision boundary and 1.0 when every bubble of the row is far from it: marked ones at
-  least `CONFIDENCE_SPAN` above, blank ones at least `BLANK_SPAN_SHARE` of the threshold below; a reading that changes when the ink level is taken 25 % darker or lighter is held under
-  `REVIEW_BELOW`. `needs_review` is exactly `confidence < REVIEW_BELOW`.
+  least `CONFIDENCE_SPAN` above, blank ones at least `BLANK_SPAN_SHARE` of the threshold below; a reading that
+  changes when the ink level is taken 25 % darker or lighter is held under `REVIEW_BELOW`. `needs_review` is
+  exactly `confidence < REVIEW_BELOW`.
 - When the printed bubble rings are not where the template puts them, `ring_contrast` is low and the caller fails
   the job with alignment_failed instead of reading paper that is not a bubble grid.
 """
