@@ -14,7 +14,6 @@ Clients are plain boto3 clients (`ai_worker.broker.sqs.make_clients`).
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import time
 import uuid
@@ -29,8 +28,16 @@ from botocore.exceptions import ClientError
 from ai_worker.broker import Message
 from ai_worker.broker.sqs import MAX_BATCH, SqsBroker, ensure_queue
 from ai_worker.config import Settings
-from ai_worker.envelope import Envelope, validate_envelope
+from ai_worker.envelope import (
+    Envelope,
+    UnparseableMessage,
+    loads_strict,
+    valid_job_id,
+    valid_tenant_id,
+    validate_envelope,
+)
 from ai_worker.errors import PermanentError
+from ai_worker.inputs import tenant_input_prefix
 from ai_worker.results import read_result
 from ai_worker.tiers import TIERS, Tier
 
@@ -42,11 +49,11 @@ MAX_RECEIVE_COUNT = 5  # deliveries before SQS's redrive policy moves a message 
 # platform worker) does not see a running job delivered twice, yet a crashed one is retried within minutes.
 VISIBILITY_BY_TIER: dict[Tier, int] = {"lite": 60, "basic": 180, "premium": 600}
 RESULTS_VISIBILITY_S = 30  # SQS's default; the results queue is consumed by the platform, not by this worker
-MAX_BODY_BYTES = 256 * 1024  # DESIGN §2: bodies stay well under SQS's 1 MiB; inputs travel by reference
+MAX_BODY_BYTES = 256 * 1024  # docs/design.md: bodies stay well under SQS's 1 MiB; inputs travel by reference
 PEEK_HIDE_S = 30  # `dlq list` hides what it has read so one listing never shows a message twice
 REDRIVE_HIDE_S = 60  # long enough to copy and delete one batch; an interrupted batch reappears in the DLQ
 EMPTY_RECEIVE_WAIT_S = 1  # long poll (all SQS hosts) so an empty answer means the queue really is empty
-INPUT_PREFIX = "inputs/"
+PREVIEW_CHARS = 80  # of a DLQ body or id shown by `dlq list`
 RESULT_POLL_S = 0.5  # one S3 GET per pending job per poll: cheap, and fast enough for an interactive wait
 
 
@@ -117,16 +124,19 @@ def create_buckets(s3: Client, settings: Settings) -> list[str]:
 
 
 def describe_message(message: Message) -> dict[str, Any]:
-    """The job identity when the body is an envelope; a dead body is shown as a short preview."""
+    """The job identity when the body is an envelope; any other body (however deep, large or malformed: the DLQ
+    holds exactly those) is shown as its size and a short preview, never raising."""
     try:
-        data = json.loads(message.body)
-    except ValueError:
+        data = loads_strict(message.body)
+    except UnparseableMessage:
         data = None
-    job = (
-        {k: data.get(k) for k in ("job_id", "job_type", "tier", "tenant_id")}
-        if isinstance(data, dict)
-        else {"body_preview": message.body[:80]}
-    )
+    job: dict[str, Any] = {
+        k: data[k][:PREVIEW_CHARS]
+        for k in ("job_id", "job_type", "tier", "tenant_id")
+        if isinstance(data, dict) and isinstance(data.get(k), str)
+    }
+    if not job:
+        job = {"body_bytes": len(message.body.encode("utf-8", "replace")), "body_preview": message.body[:PREVIEW_CHARS]}
     return {
         "queue": message.queue,
         "message_id": message.message_id,
@@ -223,6 +233,10 @@ def submit(
         tenant_id=tenant_id,
         created_at=datetime.now(UTC).isoformat(),
     )
+    if not valid_job_id(envelope.job_id) or not valid_tenant_id(envelope.tenant):
+        raise AdminError(
+            "job_id (1-128 of A-Z a-z 0-9 . _ : -) or tenant_id (1-64 of A-Z a-z 0-9 . _ -) breaks the id rules"
+        )
     try:
         validate_envelope(envelope)
     except PermanentError as exc:
@@ -230,7 +244,7 @@ def submit(
     if file is not None:
         if not file.is_file():
             raise AdminError(f"{file} is not a file")
-        key = f"{INPUT_PREFIX}{envelope.tenant}/{envelope.job_id}/{file.name}"
+        key = f"{tenant_input_prefix(envelope.tenant)}{envelope.job_id}/{file.name}"
         s3.put_object(
             Bucket=settings.inputs.bucket or settings.results_bucket,
             Key=key,

@@ -102,6 +102,9 @@ class InputSettings:
     allow_http: bool = False  # https only in production
     allow_private: bool = False  # loopback/private/link-local refused unless local development says otherwise
     bucket: str | None = None  # bucket for `payload.s3_key`; defaults to the results bucket
+    # --- tenant isolation (engine) ---
+    # Besides `inputs/<tenant>/`, key prefixes every tenant may read (e.g. "shared/samples/"); empty: none.
+    shared_prefixes: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: _Env) -> InputSettings:
@@ -111,7 +114,14 @@ class InputSettings:
             allow_http=env.flag("INPUT_ALLOW_HTTP", cls.allow_http),
             allow_private=env.flag("INPUT_ALLOW_PRIVATE", cls.allow_private),
             bucket=env.opt_text("INPUT_BUCKET"),
+            shared_prefixes=_prefixes(env.opt_text("INPUT_SHARED_PREFIXES")),
         )
+
+
+def _prefixes(raw: str | None) -> tuple[str, ...]:
+    """Comma-separated key prefixes, each ending in "/" (a prefix must name a folder, not part of a name)."""
+    items = [p.strip() for p in (raw or "").split(",") if p.strip()]
+    return tuple(p if p.endswith("/") else p + "/" for p in items)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ worker accepts any factory building one from the settings. After the write, the 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol, TypeVar
@@ -62,7 +63,7 @@ def build_document(
     queued_s: float | None = None,
     run_s: float | None = None,
 ) -> dict[str, Any]:
-    """The result document of DESIGN.md §3 (`result` when done, `error` {code, message, retryable} when failed)."""
+    """The result document of docs/design.md (`result` when done, `error` {code, message, retryable} when failed)."""
     doc: dict[str, Any] = {
         "job_id": env.job_id,
         "job_type": env.job_type,
@@ -83,13 +84,17 @@ def build_document(
     return doc
 
 
-def notice(doc: dict[str, Any], ref: ResultRef) -> dict[str, Any]:
-    """The small message sent on the results queue: enough to route it, and where to read the document."""
+def notice(env: Envelope, ref: ResultRef) -> dict[str, Any]:
+    """The small message sent on the results queue: enough to route it, and where to read the document.
+
+    Notices are at-least-once (a crash or a failed send re-sends them on the message's redelivery); `notice_id`
+    is the same on every re-send for a job, so consumers deduplicate on it (or on `key`)."""
     return {
-        "job_id": doc["job_id"],
-        "job_type": doc["job_type"],
-        "tenant_id": doc["tenant_id"],
-        "status": doc["status"],
+        "notice_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"s3://{ref.bucket}/{ref.key}")),
+        "job_id": env.job_id,
+        "job_type": env.job_type,
+        "tenant_id": env.tenant,
+        "status": ref.status,
         "bucket": ref.bucket,
         "key": ref.key,
         "s3_uri": f"s3://{ref.bucket}/{ref.key}",
@@ -101,13 +106,15 @@ class ResultRef:
     bucket: str
     key: str
     created: bool  # False: a result was already there (another delivery of the same job wrote it first)
+    status: str | None = None  # the stored document's status ("done" / "failed"); None when unreadable
 
 
 class ResultSink(Protocol):
     """Where result documents go. Implementations must never overwrite an existing result."""
 
     def exists(self, tenant: str, job_id: str) -> ResultRef | None:
-        """The reference of an existing result, or None."""
+        """The reference of an existing result (with its status, for the notice re-sent on a redelivery), or
+        None; raise TransientError when the store is failing."""
         ...
 
     def write(self, doc: dict[str, Any]) -> ResultRef:
@@ -123,15 +130,17 @@ class S3ResultSink:
         self.s3 = s3
 
     def exists(self, tenant: str, job_id: str) -> ResultRef | None:
+        # A GET rather than a HEAD: the same one call, and the status is needed for the re-sent notice.
         key = result_key(self.settings, tenant, job_id)
-        head = _unless_missing(
-            lambda: self.s3.head_object(Bucket=self.settings.results_bucket, Key=key),
-            RESULT_WRITE_FAILED,
-            "checking for an existing result",
-        )
-        if head is None:
+
+        def read() -> bytes:
+            data: bytes = self.s3.get_object(Bucket=self.settings.results_bucket, Key=key)["Body"].read()
+            return data
+
+        body = _unless_missing(read, RESULT_WRITE_FAILED, "checking for an existing result")
+        if body is None:
             return None
-        return ResultRef(self.settings.results_bucket, key, created=False)
+        return ResultRef(self.settings.results_bucket, key, created=False, status=_status_of(body))
 
     def write(self, doc: dict[str, Any]) -> ResultRef:
         key = result_key(self.settings, doc["tenant_id"], doc["job_id"])
@@ -146,12 +155,23 @@ class S3ResultSink:
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
-                return ResultRef(self.settings.results_bucket, key, created=False)
+                return self.exists(doc["tenant_id"], doc["job_id"]) or ResultRef(
+                    self.settings.results_bucket, key, created=False
+                )
             # Includes 409 ConditionalRequestConflict: a concurrent write is in flight; a retry will find it.
             raise TransientError(RESULT_WRITE_FAILED, f"writing the result failed: {exc}") from exc
         except BotoCoreError as exc:
             raise TransientError(RESULT_WRITE_FAILED, f"writing the result failed: {exc}") from exc
-        return ResultRef(self.settings.results_bucket, key, created=True)
+        return ResultRef(self.settings.results_bucket, key, created=True, status=doc["status"])
+
+
+def _status_of(body: bytes) -> str | None:
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    status = doc.get("status") if isinstance(doc, dict) else None
+    return status if isinstance(status, str) else None
 
 
 def s3_sink(settings: Settings) -> ResultSink:

@@ -45,6 +45,7 @@ class Broker(Protocol):
         """Send one message, keeping its message attributes."""
         ...
 
-    def send_many(self, queue: str, bodies: Sequence[str]) -> None:
-        """Send several small messages (batched)."""
+    def send_many(self, queue: str, bodies: Sequence[str]) -> list[int]:
+        """Send several small messages (batched); return the indices of those not sent (refused, or not tried
+        because the service failed), never raising."""
         ...

@@ -26,8 +26,13 @@ from ai_worker.config import Settings
 log = logging.getLogger("ai_worker.broker.sqs")
 
 MAX_BATCH: Final = 10  # SQS ReceiveMessage / *Batch limit
-CONNECT_TIMEOUT_S: Final = 10
-READ_TIMEOUT_S: Final = 60  # above the 20 s long poll
+# Every call is bounded by what it waits for, so a connection that stops answering without being closed (a
+# silent drop) costs seconds, not botocore's 60 s default. SQS answers a plain call in milliseconds; a long poll
+# answers within its wait time; S3 reads of inputs stream, and the read timeout bounds each socket read.
+CONNECT_TIMEOUT_S: Final = 3
+SQS_READ_TIMEOUT_S: Final = 5
+S3_READ_TIMEOUT_S: Final = 15
+RECEIVE_MARGIN_S: Final = 5  # a long poll's read timeout is its wait time plus this
 RETENTION_S: Final = 14 * 24 * 3600  # SQS maximum: a backlog survives a two-week outage
 SYSTEM_ATTRIBUTES: Final = ["ApproximateReceiveCount", "SentTimestamp"]
 _ATTRIBUTE_VALUE_KEYS: Final = ("DataType", "StringValue", "BinaryValue")  # what SendMessage accepts back
@@ -35,23 +40,43 @@ _ATTRIBUTE_VALUE_KEYS: Final = ("DataType", "StringValue", "BinaryValue")  # wha
 
 @dataclass(frozen=True)
 class Clients:
-    """The boto3 clients the worker uses; thread-safe, shared by the loop and the poller."""
+    """The boto3 clients the worker uses; thread-safe, shared by the loop and the poller.
+
+    `sqs_receive` serves long polls only: its read timeout is the poll's wait plus a margin and botocore does
+    not retry it (the poller does, logging each failure), so a stalled poll is noticed within one read timeout."""
 
     sqs: Any
     s3: Any
+    sqs_receive: Any = None
 
 
-def client_config() -> Config:
-    """Timeouts sized for long polling; botocore's standard retries unless AWS_RETRY_MODE chooses otherwise."""
+def client_config(read_timeout_s: float = SQS_READ_TIMEOUT_S, attempts: int | None = None) -> Config:
+    """Bounded timeouts; botocore's standard retries unless AWS_RETRY_MODE chooses otherwise."""
     retries: Any = None if os.environ.get("AWS_RETRY_MODE") else {"mode": "standard"}
-    return Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S, retries=retries)
+    if attempts is not None:
+        retries = {**(retries or {}), "total_max_attempts": attempts}
+    return Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=read_timeout_s, retries=retries)
 
 
-def make_clients(settings: Settings, session: boto3.session.Session | None = None) -> Clients:
-    """SQS and S3 clients from the SDK chain. Pass a `session` to hook botocore events (e.g. to count calls)."""
+def receive_timeout_s(wait_time_s: int) -> float:
+    """The read timeout of a long poll of `wait_time_s`: past it, the connection is taken as dead."""
+    return wait_time_s + RECEIVE_MARGIN_S
+
+
+def make_clients(
+    settings: Settings, session: boto3.session.Session | None = None, endpoint_url: str | None = None
+) -> Clients:
+    """SQS and S3 clients from the SDK chain. Pass a `session` to hook botocore events (e.g. to count calls);
+    `endpoint_url` overrides the SQS endpoint (tests route it through a fault-injecting proxy)."""
     session = session or boto3.session.Session()
-    config = client_config()
-    return Clients(sqs=session.client("sqs", config=config), s3=session.client("s3", config=config))
+    sqs_kw: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
+    return Clients(
+        sqs=session.client("sqs", config=client_config(), **sqs_kw),
+        s3=session.client("s3", config=client_config(S3_READ_TIMEOUT_S)),
+        sqs_receive=session.client(
+            "sqs", config=client_config(receive_timeout_s(settings.wait_time_s), attempts=1), **sqs_kw
+        ),
+    )
 
 
 def _chunks(items: Sequence[Any], size: int = MAX_BATCH) -> Iterator[Sequence[Any]]:
@@ -62,8 +87,9 @@ def _chunks(items: Sequence[Any], size: int = MAX_BATCH) -> Iterator[Sequence[An
 class SqsBroker:
     """`Broker` over an SQS client; queue URLs are looked up once per name and cached."""
 
-    def __init__(self, sqs: Any) -> None:
+    def __init__(self, sqs: Any, receive_sqs: Any = None) -> None:
         self.sqs = sqs
+        self.receive_sqs = receive_sqs or sqs
         self._urls: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -74,7 +100,7 @@ class SqsBroker:
             return self._urls[queue]
 
     def receive(self, queue: str, *, max_messages: int, wait_time_s: int, visibility_s: int) -> list[Message]:
-        response = self.sqs.receive_message(
+        response = self.receive_sqs.receive_message(
             QueueUrl=self.url(queue),
             MaxNumberOfMessages=max(1, min(MAX_BATCH, max_messages)),
             WaitTimeSeconds=wait_time_s,
@@ -136,12 +162,21 @@ class SqsBroker:
             QueueUrl=self.url(queue), MessageBody=body, **({"MessageAttributes": clean} if clean else {})
         )
 
-    def send_many(self, queue: str, bodies: Sequence[str]) -> None:
-        for chunk in _chunks(bodies):
+    def send_many(self, queue: str, bodies: Sequence[str]) -> list[int]:
+        refused: list[int] = []
+        for start in range(0, len(bodies), MAX_BATCH):
+            chunk = bodies[start : start + MAX_BATCH]
             entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)]
-            response = self.sqs.send_message_batch(QueueUrl=self.url(queue), Entries=entries)
+            try:
+                response = self.sqs.send_message_batch(QueueUrl=self.url(queue), Entries=entries)
+            except Exception as exc:
+                log.error("send to %s failed: %s", queue, exc)
+                refused.extend(range(start, len(bodies)))
+                return refused
             for failure in response.get("Failed", []):
                 log.error("send to %s refused: %s %s", queue, failure.get("Code"), failure.get("Message"))
+                refused.append(start + int(failure["Id"]))
+        return refused
 
 
 def ensure_queue(

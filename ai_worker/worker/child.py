@@ -27,7 +27,7 @@ from ai_worker.jobs import Handler, resolve
 from ai_worker.jobs.context import JobContext
 from ai_worker.results import ResultSink, S3BlobStore, Status, build_document, notice
 
-log = logging.getLogger("ai_worker.child")
+log = logging.getLogger(__name__)
 
 SinkFactory = Callable[[Settings], ResultSink]
 Outcome = Literal["done", "failed", "duplicate", "retry"]
@@ -71,9 +71,11 @@ class JobRunner:
         env = Envelope.model_validate(task.envelope)
         job_log = logs.job_logger("ai_worker.job", env)
         try:
-            if self.sink.exists(env.tenant, env.job_id) is not None:
-                job_log.info("result already exists; acknowledging without running")
-                return JobReport("duplicate")
+            existing = self.sink.exists(env.tenant, env.job_id)
+            if existing is not None:
+                # A redelivery (a crash or a failed notice before the delete): its notice is sent again.
+                job_log.info("result already exists; acknowledging without running, notice re-sent")
+                return JobReport("duplicate", notice=notice(env, existing))
             status, result, error, run_s = self._execute(task, env, job_log)
             doc = build_document(
                 env,
@@ -91,8 +93,8 @@ class JobRunner:
             return JobReport("retry", error=exc.to_dict(), retry_after_s=exc.retry_after_s)
         if not ref.created:
             job_log.info("another delivery wrote the result first; keeping it")
-            return JobReport("duplicate", run_s=run_s)
-        return JobReport(status, run_s=run_s, error=error, notice=notice(doc, ref))
+            return JobReport("duplicate", run_s=run_s, notice=notice(env, ref))
+        return JobReport(status, run_s=run_s, error=error, notice=notice(env, ref))
 
     def _execute(
         self, task: JobTask, env: Envelope, job_log: logging.LoggerAdapter[logging.Logger]
@@ -161,6 +163,11 @@ def main(conn: Connection, settings: Settings, kind: str, sink_factory: SinkFact
         if task is None:
             return
         try:
-            conn.send(runner.run(task))
+            report = runner.run(task)
+        except Exception as exc:  # a bug outside the handler (the handler's own are caught in `run`): retried
+            log.exception("the job runner failed")
+            report = JobReport("retry", error=JobError(errors.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}").to_dict())
+        try:
+            conn.send(report)
         except (BrokenPipeError, OSError):
             return

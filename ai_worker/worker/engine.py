@@ -1,6 +1,6 @@
 """The worker loop: receive, validate, dispatch to job slots, settle each message with one explicit outcome.
 
-Every received message ends in exactly one outcome (DESIGN.md §4):
+Every received message ends in exactly one outcome (docs/design.md, "Outcomes"):
 - done / failed: the result document is written (by the job process, or here for envelope violations), a notice
   goes to the results queue, then the message is deleted (batched);
 - retry: the message stays invisible for a backoff computed from its receive count (SQS's redrive policy moves
@@ -32,19 +32,20 @@ from ai_worker import errors, metrics
 from ai_worker.broker import Message
 from ai_worker.broker.sqs import MAX_BATCH, Clients, SqsBroker
 from ai_worker.config import Settings
-from ai_worker.envelope import Envelope, UnparseableMessage, parse_envelope, validate_envelope
+from ai_worker.envelope import Envelope, UnparseableMessage, expired, parse_envelope, validate_envelope
 from ai_worker.errors import JobError, PermanentError, TransientError
+from ai_worker.inputs import check_input_key
 from ai_worker.logs import job_fields
 from ai_worker.protection import ScaleInProtection
 from ai_worker.results import build_document, notice
 from ai_worker.tiers import WORKER_TIERS, WorkerKind
 from ai_worker.worker import heartbeat
-from ai_worker.worker.child import JobReport, JobTask, SinkFactory
+from ai_worker.worker.child import JobReport, JobTask, Outcome, SinkFactory
 from ai_worker.worker.leases import Leases, retry_delay, visibility_left
 from ai_worker.worker.polling import Capacity, Inbox, Poller
 from ai_worker.worker.slots import SlotPool
 
-log = logging.getLogger("ai_worker.worker")
+log = logging.getLogger(__name__)
 
 TICK_S: Final = 0.05  # loop period when idle: bounds the latency of dispatch, leases and drain
 HEARTBEAT_EVERY_S: Final = 5.0
@@ -101,7 +102,7 @@ class Engine:
         self.kind = kind
         self.registry = dict(registry)
         self.stop = stop
-        self.broker = SqsBroker(clients.sqs)
+        self.broker = SqsBroker(clients.sqs, clients.sqs_receive)
         self.sink_factory = sink_factory
         self.sink = sink_factory(settings)  # for failures found before a job runs
         self.weights = queue_weights(settings, kind)
@@ -112,9 +113,11 @@ class Engine:
         self.pending: deque[Job] = deque()
         self.running: dict[str, Job] = {}
         self.protection = ScaleInProtection()
-        self._deletes: list[Message] = []
+        # Settled messages waiting for the next flush: deleted only once their notice (if any) was sent.
+        self._acks: list[tuple[Message, str | None]] = []
         self._visibility: list[tuple[Message, int]] = []
-        self._notices: list[str] = []
+        self._poller: Poller | None = None
+        self._stall_logged = False
         self._beat_at = 0.0
         self._batch_since: float | None = None  # when the oldest unsent delete/notice/visibility change was made
         self.exit_code = 0
@@ -141,6 +144,7 @@ class Engine:
             wait_time_s=self.settings.wait_time_s,
             visibility_s=self.settings.visibility_timeout_s,
         )
+        self._poller = poller
         poller.start()
         try:
             self._loop(pool, poller)
@@ -188,6 +192,10 @@ class Engine:
         self._release([self.running.pop(key).message for key in killed], "drain deadline")
         self._release([job.message for job in self.pending], "worker stopping")
         self.pending.clear()
+        # Whatever is still leased was received but never settled (e.g. the loop failed while taking it in):
+        # it is made visible again, never left to wait out its lease.
+        self._release(self.leases.messages(), "held when the worker stopped")
+        self.running.clear()
         self._flush(force=True)
         pool.close()
         self.inbox.close()
@@ -197,9 +205,18 @@ class Engine:
     # --- intake and dispatch ---------------------------------------------------------------------------
 
     def _intake(self) -> None:
-        for message in self.inbox.take():
+        messages = self.inbox.take()
+        for message in messages:  # held from here on: whatever happens next, shutdown releases what is leased
             self.leases.add(message)
-            self._accept(message)
+        for message in messages:
+            try:
+                self._accept(message)
+            except Exception as exc:
+                # Nothing in a body may take the loop down: what could not even be looked at is dead (kept
+                # intact in the DLQ for a person), and the next message is taken in as usual.
+                log.exception("taking in message %s failed", message.message_id)
+                if message.receipt_handle in self.leases:
+                    self._dead(message, f"the worker could not take it in: {type(exc).__name__}: {exc}"[:300])
 
     def _accept(self, message: Message) -> None:
         """Parse and validate; a message that cannot run is settled here, the rest wait for a slot."""
@@ -214,6 +231,8 @@ class Engine:
                 raise PermanentError(
                     errors.UNSUPPORTED_JOB_TYPE, f"this {self.kind} worker has no handler for {env.job_type!r}"
                 )
+            check_input_key(env, self.settings.inputs)
+            _refuse_expired(env)
         except PermanentError as exc:
             self._fail_before_running(message, env, exc)
             return
@@ -229,6 +248,9 @@ class Engine:
             job = self.pending.popleft()
             message, env = job.message, job.env
             assert env.job_type is not None
+            if expired(env):  # it waited in this worker past its expiry
+                self._fail_before_running(message, env, _expired_error(env))
+                continue
             task = JobTask(
                 envelope=env.model_dump(),
                 handler=self.registry[env.job_type],
@@ -262,9 +284,7 @@ class Engine:
             )
             metrics.record_outcome(self.settings.metrics_namespace, "retry", job_type=env.job_type, tier=env.tier)
             return
-        if report.notice is not None:
-            self._notices.append(json.dumps(report.notice, separators=(",", ":")))
-        self._ack(message)
+        self._ack(message, None if report.notice is None else json.dumps(report.notice, separators=(",", ":")))
         if report.outcome == "duplicate":
             log.info("job already had a result; acknowledged", extra={"job": fields, "outcome": "duplicate"})
             return
@@ -297,10 +317,8 @@ class Engine:
         except TransientError as exc:
             self._settle(Job(message, env), JobReport("retry", error=exc.to_dict()))
             return
-        if ref.created:
-            report = JobReport("failed", error=error.to_dict(), notice=notice(doc, ref))
-        else:
-            report = JobReport("duplicate")
+        outcome: Outcome = "failed" if ref.created else "duplicate"
+        report = JobReport(outcome, error=error.to_dict(), notice=notice(env, ref))
         self._settle(Job(message, env), report)
 
     def _dead(self, message: Message, reason: str) -> None:
@@ -330,8 +348,8 @@ class Engine:
     def _backoff(self, message: Message, retry_after_s: float | None = None) -> int:
         return retry_delay(message.receive_count, self.settings.retry_base_s, self.settings.retry_max_s, retry_after_s)
 
-    def _ack(self, message: Message) -> None:
-        self._deletes.append(message)
+    def _ack(self, message: Message, notice_body: str | None = None) -> None:
+        self._acks.append((message, notice_body))
         self._settled(message)
 
     def _later(self, message: Message, seconds: int) -> None:
@@ -345,25 +363,40 @@ class Engine:
     # --- batched calls and housekeeping ----------------------------------------------------------------
 
     def _flush(self, force: bool = False) -> None:
-        """Send what was decided, in batches: notices first (the result exists), then deletes, then visibility
-        changes (retries, releases and lease renewals together). Settled messages wait up to FLUSH_DELAY_S for
-        company, so a busy worker deletes and notifies ten at a time; renewals and shutdown go at once."""
+        """Send what was decided, in batches: notices first, then deletes of the messages whose notice went out
+        (a message whose notice could not be sent is kept and comes back after a backoff, and its redelivery
+        re-sends the notice: notices are at-least-once), then visibility changes (retries, releases and lease
+        renewals together). Settled messages wait up to FLUSH_DELAY_S for company, so a busy worker deletes and
+        notifies ten at a time; renewals and shutdown go at once."""
         renewals = self.leases.due()
-        waiting = bool(self._notices or self._deletes or self._visibility)
+        waiting = bool(self._acks or self._visibility)
         if not (renewals or waiting):
             return
         now = time.monotonic()
         if self._batch_since is None:
             self._batch_since = now
-        full = max(len(self._notices), len(self._deletes), len(self._visibility)) >= MAX_BATCH
+        full = max(len(self._acks), len(self._visibility)) >= MAX_BATCH
         if not (force or renewals or full or now - self._batch_since >= FLUSH_DELAY_S):
             return
         self._batch_since = None
-        notices, self._notices = self._notices, []
-        deletes, self._deletes = self._deletes, []
+        acks, self._acks = self._acks, []
         changes, self._visibility = self._visibility + renewals, []
-        if notices and self.settings.results_queue:
-            self._call("notify", lambda: self.broker.send_many(self.settings.results_queue or "", notices))
+        deletes = [m for m, body in acks if body is None or not self.settings.results_queue]
+        notified = [(m, body) for m, body in acks if body is not None and self.settings.results_queue]
+        if notified:
+            refused = set(self.broker.send_many(self.settings.results_queue or "", [b for _, b in notified]))
+            for i, (message, _) in enumerate(notified):
+                if i in refused:
+                    delay = self._backoff(message)
+                    log.warning(
+                        "notice for message %s not sent; the message is kept and comes back in %ds",
+                        message.message_id,
+                        delay,
+                        extra={"outcome": "notice_failed", "message_id": message.message_id},
+                    )
+                    changes.append((message, min(delay, visibility_left(message, time.time()))))
+                else:
+                    deletes.append(message)
         if deletes:
             self._call("delete", lambda: self.broker.delete(deletes))
         if changes:
@@ -381,8 +414,27 @@ class Engine:
         now = time.monotonic()
         if now - self._beat_at >= min(HEARTBEAT_EVERY_S, self.settings.heartbeat_max_age_s / 3):
             self._beat_at = now
+            status = {}
+            if self._poller is not None and self._poller.is_alive():
+                status = {
+                    "receive_ok_at": self._poller.progress_at,
+                    "receive_stalled_after_s": self._poller.stall_after_s,
+                }
+                stalled = self._poller.stalled_for()
+                if stalled > self._poller.stall_after_s and not self._stall_logged:
+                    log.error("no receive has completed for %.0fs: the connection to SQS looks stalled", stalled)
+                self._stall_logged = stalled > self._poller.stall_after_s
             try:
-                heartbeat.touch(self.settings.heartbeat_file)
+                heartbeat.touch(self.settings.heartbeat_file, status)
             except OSError as exc:
                 log.error("cannot write the heartbeat file: %s", exc)
         self.protection.update(len(self.leases) > 0)
+
+
+def _expired_error(env: Envelope) -> PermanentError:
+    return PermanentError(errors.JOB_EXPIRED, f"received after its expires_at ({env.expires_at}); not run")
+
+
+def _refuse_expired(env: Envelope) -> None:
+    if expired(env):
+        raise _expired_error(env)

@@ -60,6 +60,13 @@ class Leases:
     def __len__(self) -> int:
         return len(self._leases)
 
+    def __contains__(self, receipt_handle: object) -> bool:
+        return receipt_handle in self._leases
+
+    def messages(self) -> list[Message]:
+        """Every message still held (received, not yet settled)."""
+        return [lease.message for lease in self._leases.values()]
+
     def add(self, message: Message) -> None:
         # The receive itself asked for `visibility_s`, counted from the receive.
         self._leases[message.receipt_handle] = Lease(message, message.received_at + self.visibility_s)

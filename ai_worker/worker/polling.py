@@ -20,10 +20,11 @@ from typing import Final
 from ai_worker.broker import Broker, Message
 from ai_worker.broker.sqs import MAX_BATCH
 
-log = logging.getLogger("ai_worker.polling")
+log = logging.getLogger(__name__)
 
 RESERVE_WAIT_S: Final = 0.5  # how long the poller waits for a free slot before re-checking for shutdown
-ERROR_PAUSE_S: Final = 2.0  # after a failed receive (botocore already retried it), before the next one
+ERROR_PAUSE_S: Final = 1.0  # after a failed receive, before the next one
+STALL_MARGIN_S: Final = 5.0  # a long poll may take its wait time plus this before it counts as stalled
 
 
 class WeightedSchedule:
@@ -136,6 +137,19 @@ class Poller(threading.Thread):
         self.wait_time_s = wait_time_s
         self.visibility_s = visibility_s
         self.stop_receiving = threading.Event()
+        # Epoch seconds of the last time receiving was fine: a receive completed, or none was wanted (no free
+        # slot). The health probe calls the poller stalled when this is older than `stall_after_s`.
+        self.progress_at = time.time()
+        self.failures = 0  # consecutive failed receives
+
+    @property
+    def stall_after_s(self) -> float:
+        """A receive ends within its read timeout (wait + margin); allow one failed attempt and the pause."""
+        return 2 * (self.wait_time_s + STALL_MARGIN_S) + ERROR_PAUSE_S
+
+    def stalled_for(self, now: float | None = None) -> float:
+        """Seconds since receiving last made progress (0 while it is fine)."""
+        return max(0.0, (time.time() if now is None else now) - self.progress_at)
 
     def run(self) -> None:
         queues = set(self.schedule.weights)
@@ -143,6 +157,7 @@ class Poller(threading.Thread):
         while not self.stop_receiving.is_set():
             free = self.capacity.reserve(MAX_BATCH, RESERVE_WAIT_S)
             if free == 0:
+                self.progress_at = time.time()  # every slot is busy: nothing to receive, nothing stalled
                 continue
             idle = empty >= queues
             name = self.schedule.least_recent() if idle and len(queues) > 1 else self.schedule.next(skip=empty)
@@ -151,11 +166,23 @@ class Poller(threading.Thread):
                 messages = self.broker.receive(
                     name, max_messages=free, wait_time_s=wait, visibility_s=self.visibility_s
                 )
-            except Exception:
-                log.exception("receive from %s failed", name)
+            except Exception as exc:
+                self.failures += 1
+                log.warning(
+                    "receive from %s failed (%s: %s); no receive completed for %.0fs",
+                    name,
+                    type(exc).__name__,
+                    exc,
+                    self.stalled_for(),
+                    extra={"queue": name, "failures": self.failures, "stalled_s": round(self.stalled_for(), 1)},
+                )
                 self.capacity.release(free)
                 self.stop_receiving.wait(ERROR_PAUSE_S)
                 continue
+            if self.failures:
+                log.info("receiving from %s again after %d failed receive(s)", name, self.failures)
+                self.failures = 0
+            self.progress_at = time.time()
             self.capacity.release(free - len(messages))
             if messages:
                 empty.clear()  # new work may be arriving everywhere: give every queue its turn again

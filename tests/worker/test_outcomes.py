@@ -182,9 +182,11 @@ def test_existing_result_is_acknowledged_without_running(
 def test_inputs_and_blobs_from_s3(world: tuple[Settings, Clients, ThreadWorker]) -> None:
     settings, clients, _ = world
     data = bytes(range(256)) * 100
-    clients.s3.put_object(Bucket=settings.results_bucket, Key="uploads/in.bin", Body=data)
-    job_id = send_job(clients, settings, "basic", "question_segmentation", do="input", s3_key="uploads/in.bin")
-    missing = send_job(clients, settings, "basic", "question_segmentation", do="input", s3_key="uploads/none.bin")
+    clients.s3.put_object(Bucket=settings.results_bucket, Key="inputs/academy-1/in.bin", Body=data)
+    job_id = send_job(clients, settings, "basic", "question_segmentation", do="input", s3_key="inputs/academy-1/in.bin")
+    missing = send_job(
+        clients, settings, "basic", "question_segmentation", do="input", s3_key="inputs/academy-1/none.bin"
+    )
     blob = send_job(clients, settings, "basic", "ocr", do="blob")
     import hashlib
 
