@@ -257,6 +257,8 @@ class Settings:
     metrics_namespace: str = "AiWorker"
     allow_gpu_fallback: bool = False
     image: str = "dev"
+    # --- engine throughput ---
+    prefetch_max: int = 10  # messages held beyond the slots when jobs are short (0: receive only for free slots)
     inputs: InputSettings = field(default_factory=InputSettings)
     vision: VisionSettings = field(default_factory=VisionSettings)
     ocr: OcrSettings = field(default_factory=OcrSettings)
@@ -302,6 +304,7 @@ class Settings:
             metrics_namespace=env.text("METRICS_NAMESPACE", "AiWorker"),
             allow_gpu_fallback=env.flag("ALLOW_GPU_FALLBACK", False),
             image=env.text("IMAGE", "dev"),
+            prefetch_max=env.integer("PREFETCH_MAX", 10, maximum=100),
             inputs=InputSettings.from_env(env),
             vision=VisionSettings.from_env(env),
             ocr=OcrSettings.from_env(env),

@@ -337,8 +337,8 @@ def _demo_settings(settings: Settings, samples: list[Sample]) -> Settings:
 def run_samples(settings: Settings, samples: list[Sample], timeout_s: float) -> list[Row]:
     """Start a local backend and the workers, submit every sample, and return one row per sample."""
     from ai_worker import admin
-    from ai_worker.broker.local import open_backend
-    from ai_worker.broker.sqs import make_clients
+    from ai_worker.aws import make_clients
+    from ai_worker.local_backend import open_backend
 
     kinds: list[WorkerKind] = [k for k in ("cpu", "gpu") if any(s.tier in WORKER_TIERS[k] for s in samples)]
     rows: list[Row] = []

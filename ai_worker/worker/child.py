@@ -18,10 +18,10 @@ from multiprocessing.connection import Connection
 from typing import Any, Final, Literal
 
 from ai_worker import errors, logs
-from ai_worker.broker.sqs import make_clients
+from ai_worker.aws import s3_client
 from ai_worker.config import Settings
 from ai_worker.envelope import Envelope
-from ai_worker.errors import JobError, PermanentError, TransientError
+from ai_worker.errors import ErrorInfo, JobError, PermanentError, TransientError
 from ai_worker.inputs import load_input
 from ai_worker.jobs import Handler, resolve
 from ai_worker.jobs.context import JobContext
@@ -36,7 +36,7 @@ READY: Final = "ready"  # first message of a job process, once it can take jobs
 
 @dataclass(frozen=True)
 class JobTask:
-    envelope: dict[str, Any]  # the validated envelope (tier filled in)
+    envelope: Envelope  # validated (tier filled in)
     handler: str  # "module:function"
     attempts: int
     queued_s: float
@@ -46,7 +46,7 @@ class JobTask:
 class JobReport:
     outcome: Outcome
     run_s: float | None = None
-    error: dict[str, Any] | None = None  # {code, message, retryable}
+    error: ErrorInfo | None = None
     retry_after_s: float | None = None
     notice: dict[str, Any] | None = None  # for the results queue, when a result was written
 
@@ -64,11 +64,11 @@ class JobRunner:
     @property
     def s3(self) -> Any:
         if self._s3 is None:
-            self._s3 = make_clients(self.settings).s3
+            self._s3 = s3_client()
         return self._s3
 
     def run(self, task: JobTask) -> JobReport:
-        env = Envelope.model_validate(task.envelope)
+        env = task.envelope
         job_log = logs.job_logger("ai_worker.job", env)
         try:
             existing = self.sink.exists(env.tenant, env.job_id)
@@ -84,13 +84,13 @@ class JobRunner:
                 settings=self.settings,
                 attempts=task.attempts,
                 result=result,
-                error=error,
+                error=None if error is None else error.to_dict(),
                 queued_s=task.queued_s,
                 run_s=run_s,
             )
             ref = self.sink.write(doc)
         except TransientError as exc:
-            return JobReport("retry", error=exc.to_dict(), retry_after_s=exc.retry_after_s)
+            return JobReport("retry", error=exc.info(), retry_after_s=exc.retry_after_s)
         if not ref.created:
             job_log.info("another delivery wrote the result first; keeping it")
             return JobReport("duplicate", run_s=run_s, notice=notice(env, ref))
@@ -98,7 +98,7 @@ class JobRunner:
 
     def _execute(
         self, task: JobTask, env: Envelope, job_log: logging.LoggerAdapter[logging.Logger]
-    ) -> tuple[Status, dict[str, Any] | None, dict[str, Any] | None, float]:
+    ) -> tuple[Status, dict[str, Any] | None, ErrorInfo | None, float]:
         """Run the handler: (status, result, error, run_s). TransientError propagates (the job is retried)."""
         started = time.monotonic()
         try:
@@ -115,12 +115,12 @@ class JobRunner:
         except TransientError:
             raise
         except PermanentError as exc:
-            return "failed", None, exc.to_dict(), time.monotonic() - started
+            return "failed", None, exc.info(), time.monotonic() - started
         except Exception as exc:
             # A bug or an unexpected library error: report it (retrying a deterministic failure only delays
             # the producer); the traceback goes to the log, the code to the producer.
             job_log.exception("handler raised an unexpected error")
-            error = JobError(errors.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}").to_dict()
+            error = JobError(errors.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}").info()
             return "failed", None, error, time.monotonic() - started
 
     def _handler(self, path: str) -> Handler:
@@ -166,7 +166,7 @@ def main(conn: Connection, settings: Settings, kind: str, sink_factory: SinkFact
             report = runner.run(task)
         except Exception as exc:  # a bug outside the handler (the handler's own are caught in `run`): retried
             log.exception("the job runner failed")
-            report = JobReport("retry", error=JobError(errors.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}").to_dict())
+            report = JobReport("retry", error=JobError(errors.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}").info())
         try:
             conn.send(report)
         except (BrokenPipeError, OSError):

@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Final
 
 from ai_worker import errors, metrics
-from ai_worker.broker import Message
-from ai_worker.broker.sqs import MAX_BATCH, Clients, SqsBroker
+from ai_worker.broker import Broker, BrokerError, Message
 from ai_worker.config import Settings
 from ai_worker.envelope import Envelope, UnparseableMessage, expired, parse_envelope, validate_envelope
-from ai_worker.errors import JobError, PermanentError, TransientError
+from ai_worker.errors import ErrorInfo, JobError, PermanentError, TransientError
 from ai_worker.inputs import check_input_key
 from ai_worker.logs import job_fields
 from ai_worker.protection import ScaleInProtection
@@ -43,6 +42,7 @@ from ai_worker.worker import heartbeat
 from ai_worker.worker.child import JobReport, JobTask, Outcome, SinkFactory
 from ai_worker.worker.leases import Leases, retry_delay, visibility_left
 from ai_worker.worker.polling import Capacity, Inbox, Poller
+from ai_worker.worker.prefetch import Prefetch
 from ai_worker.worker.slots import SlotPool
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ FLUSH_DELAY_S: Final = 0.5  # well inside any lease (renewed at half-life, >= 5 
 class Job:
     message: Message
     env: Envelope
+    started: float | None = None  # monotonic, when a slot took it
 
 
 def default_slots(kind: WorkerKind) -> int:
@@ -95,19 +96,20 @@ class Engine:
         kind: WorkerKind,
         registry: Mapping[str, str],
         stop: threading.Event,
-        clients: Clients,
+        broker: Broker,
         sink_factory: SinkFactory,
     ) -> None:
         self.settings = settings
         self.kind = kind
         self.registry = dict(registry)
         self.stop = stop
-        self.broker = SqsBroker(clients.sqs, clients.sqs_receive)
+        self.broker = broker
         self.sink_factory = sink_factory
         self.sink = sink_factory(settings)  # for failures found before a job runs
         self.weights = queue_weights(settings, kind)
         self.slot_count = settings.slots or default_slots(kind)
         self.capacity = Capacity(self.slot_count)
+        self.prefetch = Prefetch(self.slot_count, settings.prefetch_max, settings.visibility_timeout_s)
         self.inbox = Inbox()
         self.leases = Leases(settings.visibility_timeout_s)
         self.pending: deque[Job] = deque()
@@ -125,17 +127,19 @@ class Engine:
     # --- life cycle ------------------------------------------------------------------------------------
 
     def run(self) -> int:
+        # The job processes start first: their imports are the longest part of a cold start, and they overlap
+        # with the queue check and the first receive.
+        pool = SlotPool(self.slot_count, self.settings, self.kind, self.sink_factory)
         try:
-            for name in self.weights:
-                self.broker.url(name)
-        except Exception as exc:
-            log.error("cannot use queue(s) %s: %s", sorted(self.weights), exc)
+            self.broker.check(list(self.weights))
+        except BrokerError as exc:
+            log.error("%s", exc)
+            pool.kill_all()
             return 1
         log.info(
             "worker starting",
             extra={**self.settings.describe(), "kind": self.kind, "slots": self.slot_count, "weights": self.weights},
         )
-        pool = SlotPool(self.slot_count, self.settings, self.kind, self.sink_factory)
         poller = Poller(
             self.broker,
             self.weights,
@@ -165,6 +169,7 @@ class Engine:
             self._intake()
             if deadline is None:
                 self._dispatch(pool)
+                self.capacity.set_total(self.slot_count + self.prefetch.extra())
             else:
                 self._release([job.message for job in self.pending], "worker draining")
                 self.pending.clear()
@@ -252,7 +257,7 @@ class Engine:
                 self._fail_before_running(message, env, _expired_error(env))
                 continue
             task = JobTask(
-                envelope=env.model_dump(),
+                envelope=env,
                 handler=self.registry[env.job_type],
                 attempts=message.receive_count,
                 queued_s=max(0.0, time.time() - message.sent_at),
@@ -264,23 +269,26 @@ class Engine:
                 slot.replace()
                 self.pending.appendleft(job)
                 continue
+            job.started = time.monotonic()
             self.running[message.receipt_handle] = job
 
     # --- outcomes --------------------------------------------------------------------------------------
 
     def _settle(self, job: Job, report: JobReport) -> None:
         message, env = job.message, job.env
+        if job.started is not None and env.job_type is not None:
+            self.prefetch.record(env.job_type, time.monotonic() - job.started)
         fields = job_fields(env)
         queued_s = max(0.0, message.received_at - message.sent_at)
         if report.outcome == "retry":
-            error = report.error or {}
+            error = report.error or ErrorInfo(errors.INTERNAL_ERROR, "no error reported", retryable=True)
             delay = self._backoff(message, report.retry_after_s)
             self._later(message, delay)
             log.warning(
                 "job will be retried in %ds: %s",
                 delay,
-                error.get("message"),
-                extra={"job": fields, "outcome": "retry", "code": error.get("code"), "attempt": message.receive_count},
+                error.message,
+                extra={"job": fields, "outcome": "retry", "code": error.code, "attempt": message.receive_count},
             )
             metrics.record_outcome(self.settings.metrics_namespace, "retry", job_type=env.job_type, tier=env.tier)
             return
@@ -291,7 +299,12 @@ class Engine:
         log.info(
             "job %s",
             report.outcome,
-            extra={"job": fields, "outcome": report.outcome, "run_s": report.run_s, "error": report.error},
+            extra={
+                "job": fields,
+                "outcome": report.outcome,
+                "run_s": report.run_s,
+                "error": None if report.error is None else report.error.to_dict(),
+            },
         )
         metrics.record_outcome(
             self.settings.metrics_namespace,
@@ -315,10 +328,10 @@ class Engine:
         try:
             ref = self.sink.write(doc)
         except TransientError as exc:
-            self._settle(Job(message, env), JobReport("retry", error=exc.to_dict()))
+            self._settle(Job(message, env), JobReport("retry", error=exc.info()))
             return
         outcome: Outcome = "failed" if ref.created else "duplicate"
-        report = JobReport(outcome, error=error.to_dict(), notice=notice(env, ref))
+        report = JobReport(outcome, error=error.info(), notice=notice(env, ref))
         self._settle(Job(message, env), report)
 
     def _dead(self, message: Message, reason: str) -> None:
@@ -375,7 +388,7 @@ class Engine:
         now = time.monotonic()
         if self._batch_since is None:
             self._batch_since = now
-        full = max(len(self._acks), len(self._visibility)) >= MAX_BATCH
+        full = max(len(self._acks), len(self._visibility)) >= self.broker.max_batch
         if not (force or renewals or full or now - self._batch_since >= FLUSH_DELAY_S):
             return
         self._batch_since = None

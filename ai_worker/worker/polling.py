@@ -1,10 +1,11 @@
-"""Receiving: which queue to poll next, and a poller thread that never takes more than the free slots.
+"""Receiving: which queue to poll next, and a poller thread that never takes more than the worker may hold.
 
 Weights (basic:lite 3:1 by default) are applied with smooth weighted round-robin, so every queue gets its share
 in every cycle: lite is never starved, basic is favoured. Queues that just came back empty are skipped (short
 polls go to the others) until every queue has been seen empty; then the worker long-polls, rotating through the
-queues so an idle queue waits at most one long poll. Each receive asks for min(10, free slots) messages, and the
-free slots are reserved before the call, so the worker never holds a message it has no slot for.
+queues so an idle queue waits at most one long poll. Each receive asks for at most the free places (slots, plus the
+prefetch buffer of `prefetch.py` when jobs are short) and reserves them before the call, so the worker never holds
+more than it may.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from collections.abc import Collection, Mapping
 from typing import Final
 
 from ai_worker.broker import Broker, Message
-from ai_worker.broker.sqs import MAX_BATCH
 
 log = logging.getLogger(__name__)
 
@@ -56,21 +56,38 @@ class WeightedSchedule:
 
 
 class Capacity:
-    """Free slots, shared by the poller (which reserves them) and the loop (which frees them when settled)."""
+    """How many messages the worker may hold (its slots, plus a prefetch buffer when jobs are short), shared by the
+    poller (which reserves before receiving) and the loop (which frees one per settled message)."""
 
     def __init__(self, total: int) -> None:
+        self.slots = total  # below this many held messages a slot may idle: take whatever is free at once
         self.total = total
         self.used = 0
         self._cond = threading.Condition()
 
     def reserve(self, most: int, timeout: float) -> int:
-        """Reserve up to `most` free slots, waiting up to `timeout` for one; 0 if none became free."""
+        """Reserve up to `most` free places, waiting up to `timeout`; 0 if none became free. Beyond the slots
+        (prefetch) it waits until a whole batch fits, so receives stay full instead of taking one message each
+        time one place frees up."""
+
+        def ready() -> bool:
+            if self.used >= self.total:
+                return False
+            return self.used < self.slots or self.total - self.used >= min(most, self.total - self.slots)
+
         with self._cond:
-            if not self._cond.wait_for(lambda: self.used < self.total, timeout):
+            if not self._cond.wait_for(ready, timeout):
                 return 0
             n = min(most, self.total - self.used)
             self.used += n
             return n
+
+    def set_total(self, total: int) -> None:
+        """Change how many messages may be held (slots plus prefetch); held ones are never taken back."""
+        with self._cond:
+            if total != self.total:
+                self.total = total
+                self._cond.notify_all()
 
     def release(self, n: int) -> None:
         if n <= 0:
@@ -155,7 +172,7 @@ class Poller(threading.Thread):
         queues = set(self.schedule.weights)
         empty: set[str] = set()
         while not self.stop_receiving.is_set():
-            free = self.capacity.reserve(MAX_BATCH, RESERVE_WAIT_S)
+            free = self.capacity.reserve(self.broker.max_batch, RESERVE_WAIT_S)
             if free == 0:
                 self.progress_at = time.time()  # every slot is busy: nothing to receive, nothing stalled
                 continue

@@ -23,9 +23,10 @@ import psutil
 
 from ai_worker import errors
 from ai_worker.config import Settings
+from ai_worker.errors import ErrorInfo
 from ai_worker.worker.child import READY, JobReport, JobTask, SinkFactory, main
 
-log = logging.getLogger("ai_worker.slots")
+log = logging.getLogger(__name__)
 
 SPAWN: Final = multiprocessing.get_context("spawn")
 KILL_JOIN_S: Final = 5.0  # SIGKILL cannot be ignored; this only bounds reaping
@@ -172,7 +173,7 @@ class SlotPool:
                 )
             else:
                 continue
-            log.warning("slot %d: %s; killing its process", slot.index, report.error and report.error["message"])
+            log.warning("slot %d: %s; killing its process", slot.index, report.error and report.error.message)
             slot.replace()
             ended.append(Finished(running.key, report))
         return ended
@@ -184,6 +185,11 @@ class SlotPool:
             slot.kill()
         return keys
 
+    def kill_all(self) -> None:
+        """Kill every job process at once (the worker cannot start after all)."""
+        for slot in self.slots:
+            slot.kill()
+
     def close(self) -> None:
         for slot in self.slots:
             if slot.conn.closed:
@@ -192,4 +198,4 @@ class SlotPool:
 
 
 def _killed(code: str, message: str) -> JobReport:
-    return JobReport("retry", error={"code": code, "message": message, "retryable": True})
+    return JobReport("retry", error=ErrorInfo(code, message, retryable=True))

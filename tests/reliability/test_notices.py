@@ -29,8 +29,9 @@ from worker.harness import (
     wait_result,
 )
 
-from ai_worker.broker.sqs import Clients, ensure_queue
+from ai_worker.aws import Clients
 from ai_worker.config import Settings
+from ai_worker.provisioning import ensure_queue
 from ai_worker.results import result_key
 
 pytestmark = pytest.mark.slow

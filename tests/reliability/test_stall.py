@@ -15,7 +15,7 @@ import pytest
 from worker.fake_handlers import REGISTRY
 from worker.harness import connect, create_infra, make_settings, send_job, wait_for, wait_result
 
-from ai_worker.broker.sqs import make_clients
+from ai_worker.aws import make_clients
 from ai_worker.worker import heartbeat, run_worker
 
 pytestmark = pytest.mark.slow

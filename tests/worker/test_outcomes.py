@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ai_worker.broker.sqs import Clients
+from ai_worker.aws import Clients
 from ai_worker.config import Settings
 from ai_worker.results import result_key
 from ai_worker.worker import heartbeat
