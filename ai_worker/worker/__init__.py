@@ -31,6 +31,7 @@ def run_worker(
     clients: Clients | None = None,
     sink_factory: SinkFactory | None = None,
     broker: Broker | None = None,
+    batch_sizes: Mapping[str, int] | None = None,
 ) -> int:
     """Run a worker until `stop` is set or SIGTERM/SIGINT arrives; return the process exit code (0 after a
     clean drain).
@@ -38,7 +39,8 @@ def run_worker(
     `kind` "cpu" polls basic and lite (weighted), "gpu" polls premium. `registry` maps job types to handler paths
     (default `ai_worker.jobs.REGISTRY`). `broker` (default: SQS through `clients`, themselves built from the SDK
     chain when not given) and `sink_factory` (default: S3 result documents) are for tools and tests. The queues
-    and the results bucket must exist.
+    and the results bucket must exist. `batch_sizes` (default `engine.DEFAULT_BATCH_SIZES`) says which job types
+    a job process may run several at a time.
     """
     from ai_worker import logs
     from ai_worker.jobs import REGISTRY
@@ -52,7 +54,9 @@ def run_worker(
         from ai_worker.broker.sqs import SqsBroker
 
         broker = SqsBroker.from_clients(clients or make_clients(settings))
-    engine = Engine(settings, kind, REGISTRY if registry is None else registry, stop, broker, sink_factory or s3_sink)
+    engine = Engine(
+        settings, kind, REGISTRY if registry is None else registry, stop, broker, sink_factory or s3_sink, batch_sizes
+    )
     if not (install_signal_handlers and threading.current_thread() is threading.main_thread()):
         return engine.run()
 

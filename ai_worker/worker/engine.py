@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 TICK_S: Final = 0.05  # loop period when idle: bounds the latency of dispatch, leases and drain
 HEARTBEAT_EVERY_S: Final = 5.0
 POLL_JOIN_MARGIN_S: Final = 5.0  # a long poll in flight at shutdown returns within wait_time_s plus this
+# Job types whose handler module has `handle_batch`: a job process gets up to this many pending jobs of the
+# type at once. (To move into the job type's declaration once job types are declared in one place.)
+DEFAULT_BATCH_SIZES: Final[Mapping[str, int]] = {"embedding": 16}
 FLUSH_DELAY_S: Final = 0.5  # well inside any lease (renewed at half-life, >= 5 s left), so nothing lapses
 
 
@@ -58,6 +61,7 @@ class Job:
     message: Message
     env: Envelope
     started: float | None = None  # monotonic, when a slot took it
+    batch: int = 1  # how many jobs ran in the same handler call
 
 
 def default_slots(kind: WorkerKind) -> int:
@@ -98,12 +102,14 @@ class Engine:
         stop: threading.Event,
         broker: Broker,
         sink_factory: SinkFactory,
+        batch_sizes: Mapping[str, int] | None = None,
     ) -> None:
         self.settings = settings
         self.kind = kind
         self.registry = dict(registry)
         self.stop = stop
         self.broker = broker
+        self.batch_sizes = dict(DEFAULT_BATCH_SIZES if batch_sizes is None else batch_sizes)
         self.sink_factory = sink_factory
         self.sink = sink_factory(settings)  # for failures found before a job runs
         self.weights = queue_weights(settings, kind)
@@ -248,36 +254,66 @@ class Engine:
 
     def _dispatch(self, pool: SlotPool) -> None:
         for slot in pool.idle():
-            if not self.pending:
+            batch = self._next_batch()
+            if not batch:
                 return
-            job = self.pending.popleft()
-            message, env = job.message, job.env
-            assert env.job_type is not None
-            if expired(env):  # it waited in this worker past its expiry
-                self._fail_before_running(message, env, _expired_error(env))
-                continue
-            task = JobTask(
-                envelope=env,
-                handler=self.registry[env.job_type],
-                attempts=message.receive_count,
-                queued_s=max(0.0, time.time() - message.sent_at),
-            )
+            tasks = [
+                JobTask(
+                    envelope=job.env,
+                    handler=self.registry[job.env.job_type or ""],
+                    attempts=job.message.receive_count,
+                    queued_s=max(0.0, time.time() - job.message.sent_at),
+                )
+                for job in batch
+            ]
+            limit_s = max(job_time_limit(self.settings, job.env) for job in batch)
             try:
-                slot.assign(message.receipt_handle, task, job_time_limit(self.settings, env))
-            except OSError as exc:  # the process died since it was found idle: the job waits for the next slot
+                slot.assign(
+                    [job.message.receipt_handle for job in batch], tasks if len(tasks) > 1 else tasks[0], limit_s
+                )
+            except OSError as exc:  # the process died since it was found idle: the jobs wait for the next slot
                 log.warning("job process %d is gone (%s); replacing it", slot.index, exc)
                 slot.replace()
-                self.pending.appendleft(job)
+                self.pending.extendleft(reversed(batch))
                 continue
-            job.started = time.monotonic()
-            self.running[message.receipt_handle] = job
+            started = time.monotonic()
+            for job in batch:
+                job.started, job.batch = started, len(batch)
+                self.running[job.message.receipt_handle] = job
+
+    def _next_batch(self) -> list[Job]:
+        """The next job, with up to `batch_sizes[type] - 1` more pending jobs of its type when the type is
+        batchable (they run in one handler call in one job process; see `JobRunner.run_batch`). Jobs that expired
+        while waiting are failed here instead."""
+        first: Job | None = None
+        while self.pending and first is None:
+            job = self.pending.popleft()
+            if expired(job.env):  # it waited in this worker past its expiry
+                self._fail_before_running(job.message, job.env, _expired_error(job.env))
+            else:
+                first = job
+        if first is None:
+            return []
+        batch = [first]
+        size = self.batch_sizes.get(first.env.job_type or "", 1)
+        kept: deque[Job] = deque()
+        while size > 1 and self.pending and len(batch) < size:
+            job = self.pending.popleft()
+            if job.env.job_type != first.env.job_type:
+                kept.append(job)
+            elif expired(job.env):
+                self._fail_before_running(job.message, job.env, _expired_error(job.env))
+            else:
+                batch.append(job)
+        self.pending.extendleft(reversed(kept))
+        return batch
 
     # --- outcomes --------------------------------------------------------------------------------------
 
     def _settle(self, job: Job, report: JobReport) -> None:
         message, env = job.message, job.env
         if job.started is not None and env.job_type is not None:
-            self.prefetch.record(env.job_type, time.monotonic() - job.started)
+            self.prefetch.record(env.job_type, (time.monotonic() - job.started) / job.batch)
         fields = job_fields(env)
         queued_s = max(0.0, message.received_at - message.sent_at)
         if report.outcome == "retry":

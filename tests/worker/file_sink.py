@@ -1,6 +1,7 @@
 """A `ResultSink` on the local filesystem, for engine tests on the in-memory broker (job processes are separate
 processes, so the sink must be shared through something they all see). `settings.results_bucket` is the root
-folder. Write-once like the S3 sink: an exclusive create, and "already there" when a document exists."""
+folder. Write-once like the S3 sink: an exclusive, atomic create (a hard link), and "already there" when a
+document exists."""
 
 from __future__ import annotations
 
@@ -31,14 +32,16 @@ class FileResultSink:
     def write(self, doc: dict[str, Any]) -> ResultRef:
         path = self._path(doc["tenant_id"], doc["job_id"])
         path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(doc))
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            os.link(tmp, path)  # atomic and exclusive: readers never see a half-written document
         except FileExistsError:
             existing = self.exists(doc["tenant_id"], doc["job_id"])
             assert existing is not None
             return existing
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f)
+        finally:
+            tmp.unlink()
         return ResultRef(str(self.root), path.relative_to(self.root).as_posix(), created=True, status=doc["status"])
 
 

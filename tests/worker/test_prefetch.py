@@ -56,3 +56,26 @@ def test_drain_releases_the_buffer_at_once(tmp_path: Path) -> None:
         assert worker.stop() == 0
     assert world.broker.counts(queue) == (6, 0)  # the running job and the buffer: visible again at once
     assert all(world.result(job_id) is None for job_id in [long, *waiting])
+
+
+def test_batchable_jobs_run_together_with_independent_outcomes(tmp_path: Path) -> None:
+    world = MemoryWorld(memory_settings(tmp_path, slots=1, retry_base_s=1))
+    marker = str(tmp_path / "runs")
+    with world.worker(kind="gpu"):  # premium (embedding) is a gpu worker's queue; the fake handler needs no GPU
+        world.wait_result(world.send_job("premium", "embedding", do="echo"))  # times the type: prefetch opens
+        blocker = world.send_job("premium", "embedding", do="sleep", seconds=2, marker=marker)
+        wait_for(lambda: runs(marker), 20, "the slot busy")
+        ok = [world.send_job("premium", "embedding", do="echo", value=i, marker=marker) for i in range(5)]
+        bad = world.send_job("premium", "embedding", do="fail", code="bad_texts", marker=marker)
+        flaky = world.send_job("premium", "embedding", do="transient", marker=marker)
+        docs = {job_id: world.wait_result(job_id) for job_id in [blocker, *ok, bad]}
+        ran = lambda job_id: [r for r in runs(marker) if r["job_id"] == job_id and "do" in r]  # noqa: E731
+        wait_for(lambda: len(ran(flaky)) >= 2, 30, "the retry")
+    assert max(r.get("batch", 1) for r in runs(marker) if r["job_id"] in ok) > 1  # together while the slot was busy
+    assert all(len(ran(job_id)) == 1 for job_id in [*ok, bad])  # each exactly once
+    assert all(docs[job_id]["status"] == "done" for job_id in [blocker, *ok])
+    assert [docs[j]["result"]["echo"] for j in ok] == list(range(5))
+    assert docs[bad]["error"]["code"] == "bad_texts"  # its neighbours are unaffected
+    assert world.result(flaky) is None  # retried on its own, never failed with the batch
+    noticed = {n["job_id"] for n in world.notices()}
+    assert set(docs) <= noticed and flaky not in noticed
