@@ -9,6 +9,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from ai_worker.tiers import TIERS
 
 from .fake_handlers import runs
@@ -111,3 +113,24 @@ def test_drain_finishes_running_work_and_releases_the_rest(tmp_path: Path) -> No
         assert worker.stop() == 0
     assert world.result(short) is not None and world.result(long) is None
     assert world.broker.counts(queue) == (1, 0)  # released: visible at once, not after its 60 s lease
+
+
+def test_a_failing_loop_releases_everything_it_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever breaks the loop itself (here: dispatching), its failure path makes every held message visible
+    again at once: none waits out its lease, none is lost."""
+    from ai_worker.worker import engine
+
+    world = MemoryWorld(memory_settings(tmp_path, slots=2, visibility_timeout_s=60))
+    queue = world.settings.queue_names["basic"]
+    for _ in range(2):
+        world.send_job("basic", "omr_grading", do="echo")
+
+    def broken(self: engine.Engine, pool: object) -> None:
+        if self.pending:
+            raise RuntimeError("a bug in the loop")
+
+    monkeypatch.setattr(engine.Engine, "_dispatch", broken)
+    with world.worker() as worker:
+        worker.thread.join(30)
+    assert worker.exit_code == 1
+    assert world.broker.counts(queue) == (2, 0)  # released, not left in flight for their 60 s lease
