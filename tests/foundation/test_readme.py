@@ -9,6 +9,7 @@ import tomli
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
+DOCS = "\n".join(path.read_text() for path in sorted((ROOT / "docs").glob("*.md")))  # the docs/ pages
 MANIFEST = tomli.loads((ROOT / "pixi.toml").read_text())
 
 
@@ -73,5 +74,6 @@ def test_every_setting_the_worker_reads_is_documented(monkeypatch) -> None:  # t
     monkeypatch.setattr(config._Env, "raw", recording)
     config.Settings.from_env({})
     assert len(looked_up) > 30
-    missing = sorted({name for name in looked_up if f"`{name}`" not in README and f"{name}`" not in README})
-    assert not missing, f"settings missing from the README: {missing}"
+    documented = README + DOCS
+    missing = sorted({name for name in looked_up if f"`{name}`" not in documented and f"{name}`" not in documented})
+    assert not missing, f"settings missing from the README and docs/: {missing}"

@@ -121,6 +121,10 @@ def test_poison_messages_are_dead_on_first_receive_and_nothing_else_is_affected(
     assert sorted(o["Key"] for o in listing["Contents"]) == sorted(
         f"{settings.results_prefix}academy-1/{job_id}.json" for job_id in good
     )
+    print(
+        f"{len(bodies)} poison bodies: {len(dead)} in the DLQ intact, {len(good)} valid jobs done once, "
+        f"{len(listing['Contents'])} documents, worker exit 0"
+    )
 
 
 @pytest.mark.slow
