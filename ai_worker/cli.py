@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,8 @@ from typing import Any
 
 from ai_worker import __version__
 from ai_worker.config import ConfigError, Settings
-from ai_worker.tiers import ALLOWED_JOB_TYPES, JOB_TYPES, TIERS, WorkerKind
+from ai_worker.jobs import JOB_TYPES, SPECS, lowest_tier
+from ai_worker.tiers import TIERS, WORKER_KINDS, WorkerKind
 
 Command = Callable[[argparse.Namespace, Settings], int]
 OMR_COMMAND = "omr"
@@ -57,7 +59,11 @@ def _admin_session(settings: Settings) -> Iterator[tuple[Settings, Any]]:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from ai_worker.local_backend import LocalBackendError, open_backend
 
-    kind: WorkerKind = "gpu" if (args.tier or settings.worker_kind) == "gpu" else "cpu"
+    if args.tier:
+        message = "`ai-worker run --tier` is deprecated: use --kind (tiers are lite/basic/premium; kinds cpu/gpu)"
+        warnings.warn(message, DeprecationWarning, stacklevel=1)
+        print(f"ai-worker: warning: {message}", file=sys.stderr)
+    kind: WorkerKind = args.kind or args.tier or settings.worker_kind
     if kind == "gpu":
         from ai_worker.doctor import gpu_start_check
 
@@ -84,7 +90,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(f"--payload is not JSON: {exc}", 2)
     if not isinstance(payload, dict):
         return _fail("--payload must be a JSON object", 2)
-    tier = args.tier or next(t for t in TIERS if args.type in ALLOWED_JOB_TYPES[t])
+    tier = args.tier or lowest_tier(args.type)
     with _admin_session(settings) as (active, clients):
         job = admin.submit(
             clients.sqs,
@@ -166,7 +172,7 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from ai_worker.demo import run_demo
 
-    return run_demo(settings, timeout_s=args.timeout, as_json=args.json, job_types=tuple(args.only or JOB_TYPES))
+    return run_demo(settings, timeout_s=args.timeout, as_json=args.json, job_types=args.only)
 
 
 def _job_types(value: str) -> list[str]:
@@ -175,6 +181,13 @@ def _job_types(value: str) -> list[str]:
     if unknown or not types:
         raise argparse.ArgumentTypeError(f"unknown job type(s) {unknown}; known: {', '.join(JOB_TYPES)}")
     return types
+
+
+def _job_type_list() -> str:
+    """The declared job types, one line each: name, the tiers that may run it, what it returns."""
+    rows = [(spec.name, f"[{','.join(spec.tiers)}]", spec.description) for spec in SPECS.values()]
+    name_w, tiers_w = (max(len(row[i]) for row in rows) for i in (0, 1))
+    return "job types:\n" + "\n".join(f"  {name:<{name_w}}  {tiers:<{tiers_w}}  {text}" for name, tiers, text in rows)
 
 
 def _add_omr(sub: Any) -> None:
@@ -198,7 +211,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = sub.add_parser("run", help="run a worker (local SQS/S3 backend when no AWS is configured)")
-    run.add_argument("--tier", choices=("cpu", "gpu"), help="cpu polls basic+lite, gpu polls premium [AI_WORKER_TIER]")
+    run.add_argument("--kind", choices=WORKER_KINDS, help="cpu polls basic+lite, gpu polls premium [AI_WORKER_KIND]")
+    run.add_argument("--tier", choices=WORKER_KINDS, help=argparse.SUPPRESS)  # the old name of --kind, deprecated
     run.add_argument(
         "--allow-cpu-fallback",
         action="store_true",
@@ -206,7 +220,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_run)
 
-    submit = sub.add_parser("submit", help="enqueue a job on the queue of its tier and print its job_id")
+    submit = sub.add_parser(
+        "submit",
+        help="enqueue a job on the queue of its tier and print its job_id",
+        epilog=_job_type_list(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     submit.add_argument("--type", required=True, choices=JOB_TYPES, help="job type")
     submit.add_argument("--tier", choices=TIERS, help="tier (default: the lowest tier that runs the type)")
     submit.add_argument("--file", type=Path, help="input file, uploaded to S3 and passed as payload.s3_key")
@@ -263,11 +282,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
+    command: Command = args.func
     try:
-        settings = Settings.from_env()
+        settings = Settings.for_health_probe() if command is cmd_check else Settings.from_env()
     except ConfigError as exc:
         return _fail(f"configuration error: {exc}", 2)
-    command: Command = args.func
     try:
         return command(args, settings)
     except CommandError as exc:

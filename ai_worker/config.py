@@ -1,323 +1,325 @@
-"""Worker settings, read and validated from environment variables in this one module.
+"""Worker settings, declared here (and, for a job type that brings its own, in its `JobSpec.settings` section),
+read from environment variables by `Settings.from_env`.
 
-Every setting is `AI_WORKER_<NAME>`; each default is the production value. The platform's existing names
-(`AI_SQS_QUEUE_NAME_LITE|BASIC|PREMIUM`) are accepted as aliases. AWS itself (credentials, region, endpoints,
-retry mode) is configured only through the SDK's own chain (`AWS_REGION`, `AWS_ENDPOINT_URL_SQS`, ...), never here.
+Every setting is one field below, with its type, its limits, its default (the production value, written once) and
+its meaning; `docs/configuration.md` is generated from these fields and a test keeps it in step. The variable of a
+field is its section's prefix plus the field name in capitals (`AI_WORKER_` + `job_timeout_s` ->
+`AI_WORKER_JOB_TIMEOUT_S`) unless an `Env` marker names another one. The platform's existing names
+(`AI_SQS_QUEUE_NAME_LITE|BASIC|PREMIUM`) are accepted as aliases; `AI_WORKER_TIER` (the cpu/gpu choice, now
+`AI_WORKER_KIND`) still works with a deprecation warning. AWS itself (credentials, region, endpoints, retry mode)
+is configured only through the SDK's own chain (`AWS_REGION`, `AWS_ENDPOINT_URL_SQS`, ...), never here.
 
-A bad value raises `ConfigError` naming the variable, so a misconfigured task fails at start, not mid-job.
-Job-specific settings live in their own section (`settings.ocr`, `settings.embedding`, ...).
+The sections are frozen dataclasses: `Settings()` holds the defaults and reads nothing, and code (tests, the demo)
+derives variants with `dataclasses.replace`. `Settings.from_env()` reads the environment with pydantic-settings
+(`ai_worker.config_env`) and enforces each field's type and limits there: the limits are operating policy for
+deployed values, not for code. A bad value raises `ConfigError` naming the variable, so a misconfigured task
+fails at start, not mid-job. Job-specific settings live in their own section (`settings.ocr`, `settings.embedding`,
+...).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
-from ai_worker.tiers import DEFAULT_POLL_WEIGHTS, TIERS
+from ai_worker.tiers import DEFAULT_POLL_WEIGHTS, TIERS, WorkerKind
+
+if TYPE_CHECKING:
+    # Only in annotations, which stay strings until `ai_worker.config_env` evaluates them: importing this module
+    # (the health probe, every job process) does not import pydantic.
+    from pydantic import BeforeValidator, Field
+    from pydantic_settings import NoDecode
 
 PREFIX = "AI_WORKER_"
-T = TypeVar("T")
+S = TypeVar("S")
 
 
 class ConfigError(ValueError):
     """A setting has a value the worker cannot use."""
 
 
-class _Env:
-    """Typed access to one environment mapping, remembering which variable each value came from."""
+@dataclasses.dataclass(frozen=True)
+class Env:
+    """Where a field is read from when that is not `<section prefix><FIELD NAME>`.
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self.environ = environ
+    `name`: the variable; `legacy`: older names accepted silently (the platform's own); `deprecated`: older names
+    accepted with a warning. For a per-tier mapping, `{TIER}` in a name stands for each tier in capitals, and
+    `every_tier` is one variable that sets all tiers at once (it wins over the per-tier ones).
+    """
 
-    def raw(self, name: str, *aliases: str) -> tuple[str, str] | None:
-        for key in (PREFIX + name, *aliases):
-            value = self.environ.get(key)
-            if value is not None and value.strip() != "":
-                return key, value.strip()
-        return None
+    name: str | None = None
+    legacy: tuple[str, ...] = ()
+    deprecated: tuple[str, ...] = ()
+    every_tier: str | None = None
 
-    def get(self, name: str, default: T, parse: Callable[[str], T], *aliases: str) -> T:
-        found = self.raw(name, *aliases)
-        if found is None:
-            return default
-        key, value = found
-        try:
-            return parse(value)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{key}={value!r}: {exc}") from exc
 
-    def text(self, name: str, default: str, *aliases: str) -> str:
-        return self.get(name, default, str, *aliases)
+def _none_when(*words: str) -> BeforeValidator:
+    """Accept a word (e.g. `none`, `auto`) as the variable's way of saying "no value"."""
+    from pydantic import BeforeValidator
 
-    def opt_text(self, name: str, *aliases: str) -> str | None:
-        found = self.raw(name, *aliases)
-        return found[1] if found else None
+    return BeforeValidator(lambda v: None if isinstance(v, str) and v.strip().lower() in words else v)
 
-    def integer(self, name: str, default: int, *aliases: str, minimum: int = 0, maximum: int | None = None) -> int:
-        def parse(v: str) -> int:
-            n = int(v)
-            if n < minimum or (maximum is not None and n > maximum):
-                raise ValueError(f"must be between {minimum} and {maximum if maximum is not None else 'inf'}")
-            return n
 
-        return self.get(name, default, parse, *aliases)
+def _comma_list(value: Any) -> Any:
+    return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
 
-    def number(self, name: str, default: float, *aliases: str, minimum: float = 0.0) -> float:
-        def parse(v: str) -> float:
-            x = float(v)
-            if x < minimum:
-                raise ValueError(f"must be >= {minimum}")
-            return x
 
-        return self.get(name, default, parse, *aliases)
-
-    def flag(self, name: str, default: bool, *aliases: str) -> bool:
-        def parse(v: str) -> bool:
-            low = v.lower()
-            if low in {"1", "true", "yes", "on"}:
-                return True
-            if low in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError("expected true/false")
-
-        return self.get(name, default, parse, *aliases)
-
-    def choice(self, name: str, default: str, choices: tuple[str, ...], *aliases: str) -> str:
-        def parse(v: str) -> str:
-            if v not in choices:
-                raise ValueError(f"expected one of {', '.join(choices)}")
-            return v
-
-        return self.get(name, default, parse, *aliases)
+def _folder_prefixes(value: Any) -> Any:
+    """Comma-separated key prefixes, each ending in "/" (a prefix names a folder, never part of a name)."""
+    items = _comma_list(value)
+    return tuple(p if p.endswith("/") else p + "/" for p in items) if isinstance(items, tuple) else items
 
 
 @dataclass(frozen=True)
 class InputSettings:
     """Fetching job inputs (presigned URLs and S3 keys)."""
 
-    max_bytes: int = 50 * 1024 * 1024
-    timeout_s: float = 30.0
-    allow_http: bool = False  # https only in production
-    allow_private: bool = False  # loopback/private/link-local refused unless local development says otherwise
-    bucket: str | None = None  # bucket for `payload.s3_key`; defaults to the results bucket
+    ENV_PREFIX: ClassVar[str] = "AI_WORKER_INPUT_"
+
+    max_bytes: Annotated[int, Field(ge=1, description="Largest input downloaded, in bytes.")] = 50 * 1024 * 1024
+    timeout_s: Annotated[float, Field(ge=0.1, description="Connect and read timeout of an input download.")] = 30.0
+    allow_http: Annotated[bool, Field(description="Accept plain-http URLs (https only in production).")] = False
+    allow_private: Annotated[
+        bool, Field(description="Accept URLs resolving to loopback, private or link-local addresses.")
+    ] = False
+    bucket: Annotated[
+        str | None, Field(description="Bucket of `payload.s3_key` inputs; the results bucket when unset.")
+    ] = None
     # --- tenant isolation (engine) ---
-    # Besides `inputs/<tenant>/`, key prefixes every tenant may read (e.g. "shared/samples/"); empty: none.
-    shared_prefixes: tuple[str, ...] = ()
-
-    @classmethod
-    def from_env(cls, env: _Env) -> InputSettings:
-        return cls(
-            max_bytes=env.integer("INPUT_MAX_BYTES", cls.max_bytes, minimum=1),
-            timeout_s=env.number("INPUT_TIMEOUT_S", cls.timeout_s, minimum=0.1),
-            allow_http=env.flag("INPUT_ALLOW_HTTP", cls.allow_http),
-            allow_private=env.flag("INPUT_ALLOW_PRIVATE", cls.allow_private),
-            bucket=env.opt_text("INPUT_BUCKET"),
-            shared_prefixes=_prefixes(env.opt_text("INPUT_SHARED_PREFIXES")),
-        )
-
-
-def _prefixes(raw: str | None) -> tuple[str, ...]:
-    """Comma-separated key prefixes, each ending in "/" (a prefix must name a folder, not part of a name)."""
-    items = [p.strip() for p in (raw or "").split(",") if p.strip()]
-    return tuple(p if p.endswith("/") else p + "/" for p in items)
+    shared_prefixes: Annotated[
+        tuple[str, ...],
+        NoDecode,
+        BeforeValidator(_folder_prefixes),
+        Field(
+            description="Comma-separated key prefixes every tenant's `s3_key` may use besides `inputs/<tenant>/` "
+            "(e.g. `shared/samples/`); none by default."
+        ),
+    ] = ()
 
 
 @dataclass(frozen=True)
 class VisionSettings:
     """Image/video job limits shared by the OpenCV handlers."""
 
-    max_pixels: int = 40_000_000  # ~A4 at 600 dpi; refuse anything larger before decoding
-    max_video_s: float = 600.0
-    video_fps: float = 2.0
-    video_scale_width: int = 480
-    segmentation_onnx_model: str | None = None
-    segmentation_onnx_min_score: float = 0.5  # detections below this confidence are dropped before NMS
-    pdf_max_pages: int = 20  # pages rendered per job; more must be selected with payload.pages
-    pdf_max_dpi: int = 300  # highest payload.dpi accepted for PDF rendering (A4 at 300 dpi is 8.7 Mpx)
+    ENV_PREFIX: ClassVar[str] = PREFIX
 
-    @classmethod
-    def from_env(cls, env: _Env) -> VisionSettings:
-        return cls(
-            max_pixels=env.integer("MAX_PIXELS", cls.max_pixels, minimum=1),
-            max_video_s=env.number("VIDEO_MAX_S", cls.max_video_s, minimum=1.0),
-            video_fps=env.number("VIDEO_FPS", cls.video_fps, minimum=0.1),
-            video_scale_width=env.integer("VIDEO_SCALE_WIDTH", cls.video_scale_width, minimum=64),
-            segmentation_onnx_model=env.opt_text("SEGMENTATION_ONNX_MODEL"),
-            segmentation_onnx_min_score=env.number("SEGMENTATION_ONNX_MIN_SCORE", cls.segmentation_onnx_min_score),
-            pdf_max_pages=env.integer("PDF_MAX_PAGES", cls.pdf_max_pages, minimum=1, maximum=1000),
-            pdf_max_dpi=env.integer("PDF_MAX_DPI", cls.pdf_max_dpi, minimum=72, maximum=1200),
-        )
+    max_pixels: Annotated[
+        int, Field(ge=1, description="Largest image (pixels) decoded; ~A4 at 600 dpi. Larger inputs are refused.")
+    ] = 40_000_000
+    max_video_s: Annotated[
+        float, Field(ge=1.0, description="Longest homework video analysed, in seconds."), Env("AI_WORKER_VIDEO_MAX_S")
+    ] = 600.0
+    video_fps: Annotated[float, Field(ge=0.1, description="Frames per second sampled from a video.")] = 2.0
+    video_scale_width: Annotated[int, Field(ge=64, description="Width video frames are scaled to.")] = 480
+    segmentation_onnx_model: Annotated[
+        str | None, Field(description="ONNX layout model for question segmentation; classical layout when unset.")
+    ] = None
+    segmentation_onnx_min_score: Annotated[
+        float, Field(ge=0.0, description="Detections below this confidence are dropped before NMS.")
+    ] = 0.5
+    pdf_max_pages: Annotated[
+        int, Field(ge=1, le=1000, description="PDF pages rendered per job; more must be chosen with payload.pages.")
+    ] = 20
+    pdf_max_dpi: Annotated[
+        int, Field(ge=72, le=1200, description="Highest payload.dpi accepted for PDF rendering.")
+    ] = 300
+    omr_mark_fill: Annotated[
+        float,
+        Field(ge=0.05, le=0.95, description="OMR: filled fraction of a bubble from which it is a mark (about half)."),
+    ] = 0.4
 
 
 @dataclass(frozen=True)
 class OcrSettings:
     """Google Vision OCR."""
 
-    breaker_open_s: float = 1800.0  # auth/billing failure: stop calling the paid API for 30 min
-    credentials_json: str | None = None  # service-account JSON as a secret; else the standard Google chain
-    api_endpoint: str | None = None  # for tests and private endpoints
-    language_hints: tuple[str, ...] = ("ko", "en")
-    timeout_s: float = 30.0
-    # Shared by the job processes of one worker (they share its filesystem); see ai_worker.jobs.breaker.
-    breaker_file: str = "/tmp/ai-worker-breaker-ocr.json"
-    # Longest side sent to Vision: 3x its 1024x768 text recommendation keeps A4 handwriting legible (~260 dpi).
-    max_side: int = 3072
+    ENV_PREFIX: ClassVar[str] = "AI_WORKER_OCR_"
 
-    @classmethod
-    def from_env(cls, env: _Env) -> OcrSettings:
-        hints = env.opt_text("OCR_LANGUAGE_HINTS")
-        return cls(
-            breaker_open_s=env.number("OCR_BREAKER_OPEN_S", cls.breaker_open_s),
-            credentials_json=env.opt_text("GOOGLE_CREDENTIALS_JSON"),
-            api_endpoint=env.opt_text("OCR_API_ENDPOINT"),
-            language_hints=tuple(h.strip() for h in hints.split(",") if h.strip()) if hints else cls.language_hints,
-            timeout_s=env.number("OCR_TIMEOUT_S", cls.timeout_s, minimum=0.1),
-            breaker_file=env.text("OCR_BREAKER_FILE", cls.breaker_file),
-            max_side=env.integer("OCR_MAX_SIDE", cls.max_side, minimum=640, maximum=8192),
-        )
+    breaker_open_s: Annotated[
+        float, Field(ge=0.0, description="After an auth/billing failure, stop calling the paid API this long.")
+    ] = 1800.0
+    credentials_json: Annotated[
+        str | None,
+        Field(description="Service-account JSON (a secret); else the standard Google credential chain."),
+        Env("AI_WORKER_GOOGLE_CREDENTIALS_JSON"),
+    ] = None
+    api_endpoint: Annotated[str | None, Field(description="Vision API endpoint (tests, private endpoints).")] = None
+    language_hints: Annotated[
+        tuple[str, ...], NoDecode, BeforeValidator(_comma_list), Field(description="Comma-separated language hints.")
+    ] = ("ko", "en")
+    timeout_s: Annotated[float, Field(ge=0.1, description="Timeout of one Vision request.")] = 30.0
+    breaker_file: Annotated[
+        str, Field(description="Circuit-breaker state, shared by the job processes of one worker.")
+    ] = "/tmp/ai-worker-breaker-ocr.json"
+    max_side: Annotated[
+        int,
+        Field(ge=640, le=8192, description="Longest side sent to Vision (3x its 1024x768 advice: legible A4)."),
+    ] = 3072
 
 
 @dataclass(frozen=True)
 class EmbeddingSettings:
     """sentence-transformers embeddings; models load from a local path only."""
 
-    model: str = "/opt/models/paraphrase-multilingual-MiniLM-L12-v2"
-    device: str = "auto"  # auto | cpu | cuda
-    batch_size: int = 64
-    max_texts: int = 2048
-    max_chars: int = 8192
-    inline_max_bytes: int = 128 * 1024  # larger results go to S3 by reference (SQS/S3 docs stay small)
+    ENV_PREFIX: ClassVar[str] = "AI_WORKER_EMBEDDING_"
 
-    @classmethod
-    def from_env(cls, env: _Env) -> EmbeddingSettings:
-        return cls(
-            model=env.text("EMBEDDING_MODEL", cls.model),
-            device=env.choice("EMBEDDING_DEVICE", cls.device, ("auto", "cpu", "cuda")),
-            batch_size=env.integer("EMBEDDING_BATCH_SIZE", cls.batch_size, minimum=1),
-            max_texts=env.integer("EMBEDDING_MAX_TEXTS", cls.max_texts, minimum=1),
-            max_chars=env.integer("EMBEDDING_MAX_CHARS", cls.max_chars, minimum=1),
-            inline_max_bytes=env.integer("RESULT_INLINE_MAX_BYTES", cls.inline_max_bytes, minimum=0),
-        )
+    model: Annotated[
+        str, Field(description="Local directory of the sentence-transformers model (never downloaded).")
+    ] = "/opt/models/paraphrase-multilingual-MiniLM-L12-v2"
+    device: Annotated[Literal["auto", "cpu", "cuda"], Field(description="Where the model runs.")] = "auto"
+    batch_size: Annotated[int, Field(ge=1, description="Texts encoded per batch.")] = 64
+    max_texts: Annotated[int, Field(ge=1, description="Most texts accepted in one job.")] = 2048
+    max_chars: Annotated[int, Field(ge=1, description="Longest text accepted, in characters.")] = 8192
+    inline_max_bytes: Annotated[
+        int,
+        Field(ge=0, description="Larger results go to S3 by reference (SQS/S3 documents stay small)."),
+        Env("AI_WORKER_RESULT_INLINE_MAX_BYTES"),
+    ] = 128 * 1024
 
 
 @dataclass(frozen=True)
 class LlmSettings:
     """OpenAI problem generation (API key and base URL come from OPENAI_API_KEY / OPENAI_BASE_URL)."""
 
-    model: str = "gpt-4o-mini"
-    timeout_s: float = 60.0
-    max_output_tokens: int = 2048
-    max_input_chars: int = 20_000  # OCR text of a few exam pages; longer inputs are refused as invalid_input
-    # 429/5xx: wait in the handler only when the server asks for a short pause, else hand back to the queue.
-    max_retries: int = 2
-    inline_retry_max_s: float = 20.0
-    breaker_open_s: float = 1800.0  # auth/billing failure: stop calling the paid API for 30 min
-    breaker_file: str = "/tmp/ai-worker-breaker-llm.json"
+    ENV_PREFIX: ClassVar[str] = "AI_WORKER_LLM_"
 
-    @classmethod
-    def from_env(cls, env: _Env) -> LlmSettings:
-        return cls(
-            model=env.text("OPENAI_MODEL", cls.model),
-            timeout_s=env.number("OPENAI_TIMEOUT_S", cls.timeout_s, minimum=0.1),
-            max_output_tokens=env.integer("OPENAI_MAX_OUTPUT_TOKENS", cls.max_output_tokens, minimum=16),
-            max_input_chars=env.integer("LLM_MAX_INPUT_CHARS", cls.max_input_chars, minimum=1),
-            max_retries=env.integer("LLM_MAX_RETRIES", cls.max_retries, maximum=10),
-            inline_retry_max_s=env.number("LLM_INLINE_RETRY_MAX_S", cls.inline_retry_max_s),
-            breaker_open_s=env.number("LLM_BREAKER_OPEN_S", cls.breaker_open_s),
-            breaker_file=env.text("LLM_BREAKER_FILE", cls.breaker_file),
-        )
+    model: Annotated[str, Field(description="OpenAI model."), Env("AI_WORKER_OPENAI_MODEL")] = "gpt-4o-mini"
+    timeout_s: Annotated[
+        float, Field(ge=0.1, description="Timeout of one OpenAI request."), Env("AI_WORKER_OPENAI_TIMEOUT_S")
+    ] = 60.0
+    max_output_tokens: Annotated[
+        int, Field(ge=16, description="Output token limit of one request."), Env("AI_WORKER_OPENAI_MAX_OUTPUT_TOKENS")
+    ] = 2048
+    max_input_chars: Annotated[
+        int, Field(ge=1, description="Longest input text; longer inputs are refused as invalid_input.")
+    ] = 20_000
+    max_retries: Annotated[
+        int, Field(ge=0, le=10, description="429/5xx retries inside the handler, when the server asks briefly.")
+    ] = 2
+    inline_retry_max_s: Annotated[
+        float, Field(ge=0.0, description="Longest server-asked pause waited in the handler; else back to the queue.")
+    ] = 20.0
+    breaker_open_s: Annotated[
+        float, Field(ge=0.0, description="After an auth/billing failure, stop calling the paid API this long.")
+    ] = 1800.0
+    breaker_file: Annotated[
+        str, Field(description="Circuit-breaker state, shared by the job processes of one worker.")
+    ] = "/tmp/ai-worker-breaker-llm.json"
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything the worker reads from its environment. Build with `Settings.from_env()`."""
 
-    backend: str = "auto"  # auto | aws | local: auto means local only when no AWS configuration is present
-    local_port: int = 5055  # the embedded local backend listens on 127.0.0.1:<port> (0: any free port)
-    worker_kind: str = "cpu"  # `ai-worker run` without --tier: cpu polls basic+lite, gpu polls premium
-    queue_names: dict[str, str] = field(default_factory=lambda: {t: f"academy-ai-jobs-{t}" for t in TIERS})
-    dlq_suffix: str = "-dlq"
-    results_bucket: str = "academy-ai-results"
-    results_queue: str | None = "academy-ai-results"
-    results_prefix: str = "results/"
-    poll_weights: dict[str, int] = field(default_factory=lambda: {str(k): v for k, v in DEFAULT_POLL_WEIGHTS.items()})
-    slots: int | None = None  # None: CPU count on cpu workers, one per GPU on gpu workers
-    job_timeout_s: float = 900.0
-    job_memory_mb: int = 4096
-    visibility_timeout_s: int = 120  # lease granted per extension
-    wait_time_s: int = 20  # SQS long polling maximum
-    drain_timeout_s: float = 100.0  # inside ECS's 120 s stopTimeout, leaving time to release and exit
-    retry_base_s: float = 10.0  # first retry backoff; doubles with each receive
-    retry_max_s: float = 900.0  # backoff cap (SQS allows up to 12 h of visibility)
-    heartbeat_file: str = "/tmp/ai-worker.heartbeat"
-    heartbeat_max_age_s: float = 90.0
-    log_level: str = "INFO"
-    metrics_namespace: str = "AiWorker"
-    allow_gpu_fallback: bool = False
-    image: str = "dev"
+    ENV_PREFIX: ClassVar[str] = PREFIX
+
+    backend: Annotated[
+        Literal["auto", "aws", "local"],
+        Field(description="`auto`: the embedded local SQS/S3 backend only when no AWS configuration is present."),
+    ] = "auto"
+    local_port: Annotated[
+        int, Field(ge=0, le=65_535, description="Port of the embedded local backend on 127.0.0.1 (0: any free).")
+    ] = 5055
+    worker_kind: Annotated[
+        WorkerKind,
+        Field(description="`ai-worker run` without --kind: cpu polls basic+lite, gpu polls premium."),
+        Env("AI_WORKER_KIND", deprecated=("AI_WORKER_TIER",)),
+    ] = "cpu"
+    queue_names: Annotated[
+        dict[str, str],
+        Field(description="SQS queue of each tier."),
+        Env("AI_WORKER_QUEUE_{TIER}", legacy=("AI_SQS_QUEUE_NAME_{TIER}",), every_tier="AI_WORKER_QUEUE"),
+    ] = field(default_factory=lambda: {str(t): f"academy-ai-jobs-{t}" for t in TIERS})
+    dlq_suffix: Annotated[str, Field(description="A tier's DLQ is its queue's name plus this suffix.")] = "-dlq"
+    results_bucket: Annotated[str, Field(description="S3 bucket of result documents and inputs.")] = (
+        "academy-ai-results"
+    )
+    results_queue: Annotated[
+        str | None, _none_when("none"), Field(description="Queue notified of each result; `none`: no notification.")
+    ] = "academy-ai-results"
+    results_prefix: Annotated[str, Field(description="Key prefix of result documents.")] = "results/"
+    poll_weights: Annotated[
+        dict[str, Annotated[int, Field(ge=1, le=100)]],
+        Field(description="Relative poll weight of each tier (1-100): basic favoured, lite never starved."),
+        Env("AI_WORKER_{TIER}_POLL_WEIGHT"),
+    ] = field(default_factory=lambda: {str(t): w for t, w in DEFAULT_POLL_WEIGHTS.items()})
+    slots: Annotated[
+        Annotated[int, Field(ge=1, le=256)] | None,
+        _none_when("auto"),
+        Field(description="Job processes; `auto`: CPU count on cpu workers, one per GPU on gpu workers."),
+    ] = None
+    job_timeout_s: Annotated[float, Field(ge=1.0, description="Time limit of one job.")] = 900.0
+    job_memory_mb: Annotated[int, Field(ge=64, description="Memory limit of one job process.")] = 4096
+    visibility_timeout_s: Annotated[
+        int, Field(ge=10, le=43_200, description="Lease granted per extension of a message's visibility.")
+    ] = 120
+    wait_time_s: Annotated[int, Field(ge=0, le=20, description="SQS long-polling wait.")] = 20
+    drain_timeout_s: Annotated[
+        float, Field(ge=0.0, description="Drain on SIGTERM, inside ECS's 120 s stopTimeout.")
+    ] = 100.0
+    retry_base_s: Annotated[float, Field(ge=1.0, description="First retry backoff; doubles with each receive.")] = 10.0
+    retry_max_s: Annotated[float, Field(ge=1.0, description="Backoff cap (SQS allows up to 12 h).")] = 900.0
+    heartbeat_file: Annotated[str, Field(description="File the worker loop touches; read by `ai-worker check`.")] = (
+        "/tmp/ai-worker.heartbeat"
+    )
+    heartbeat_max_age_s: Annotated[
+        float, Field(ge=1.0, description="`ai-worker check` fails when the heartbeat is older.")
+    ] = 90.0
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], Field(description="Log level.")] = "INFO"
+    metrics_namespace: Annotated[str, Field(description="CloudWatch (EMF) metrics namespace.")] = "AiWorker"
+    allow_gpu_fallback: Annotated[bool, Field(description="Let a gpu worker start without a CUDA device.")] = False
+    image: Annotated[str, Field(description="Image tag reported in result documents.")] = "dev"
     # --- engine throughput ---
-    prefetch_max: int = 10  # messages held beyond the slots when jobs are short (0: receive only for free slots)
+    prefetch_max: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=100,
+            description="Messages held beyond the slots when jobs are short (sized from recent job times; "
+            "0: receive only for free slots).",
+        ),
+    ] = 10
     inputs: InputSettings = field(default_factory=InputSettings)
     vision: VisionSettings = field(default_factory=VisionSettings)
     ocr: OcrSettings = field(default_factory=OcrSettings)
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
+    # Sections declared by job types (`JobSpec.settings`) that are not a field above, by class; read with `section`.
+    job_sections: Mapping[type, Any] = field(default_factory=dict, metadata={"from_env": False})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = _Env(os.environ if environ is None else environ)
-        shared = env.opt_text("QUEUE")  # one queue for every tier
-        queue_names: dict[str, str] = {
-            tier: shared
-            or env.text(f"QUEUE_{tier.upper()}", f"academy-ai-jobs-{tier}", f"AI_SQS_QUEUE_NAME_{tier.upper()}")
-            for tier in TIERS
-        }
-        weights: dict[str, int] = {
-            tier: env.integer(f"{tier.upper()}_POLL_WEIGHT", DEFAULT_POLL_WEIGHTS[tier], minimum=1, maximum=100)
-            for tier in TIERS
-        }
-        results_queue = env.text("RESULTS_QUEUE", "academy-ai-results")
-        slots_raw = env.opt_text("SLOTS")
-        return cls(
-            backend=env.choice("BACKEND", "auto", ("auto", "aws", "local")),
-            local_port=env.integer("LOCAL_PORT", 5055, maximum=65_535),
-            worker_kind=env.choice("TIER", "cpu", ("cpu", "gpu")),
-            queue_names=queue_names,
-            dlq_suffix=env.text("DLQ_SUFFIX", "-dlq"),
-            results_bucket=env.text("RESULTS_BUCKET", "academy-ai-results"),
-            results_queue=None if results_queue.lower() == "none" else results_queue,
-            results_prefix=env.text("RESULTS_PREFIX", "results/"),
-            poll_weights=weights,
-            slots=None if slots_raw in (None, "auto") else env.integer("SLOTS", 1, minimum=1, maximum=256),
-            job_timeout_s=env.number("JOB_TIMEOUT_S", 900.0, minimum=1.0),
-            job_memory_mb=env.integer("JOB_MEMORY_MB", 4096, minimum=64),
-            visibility_timeout_s=env.integer("VISIBILITY_TIMEOUT_S", 120, minimum=10, maximum=43_200),
-            wait_time_s=env.integer("WAIT_TIME_S", 20, minimum=0, maximum=20),
-            drain_timeout_s=env.number("DRAIN_TIMEOUT_S", 100.0),
-            retry_base_s=env.number("RETRY_BASE_S", 10.0, minimum=1.0),
-            retry_max_s=env.number("RETRY_MAX_S", 900.0, minimum=1.0),
-            heartbeat_file=env.text("HEARTBEAT_FILE", "/tmp/ai-worker.heartbeat"),
-            heartbeat_max_age_s=env.number("HEARTBEAT_MAX_AGE_S", 90.0, minimum=1.0),
-            log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
-            metrics_namespace=env.text("METRICS_NAMESPACE", "AiWorker"),
-            allow_gpu_fallback=env.flag("ALLOW_GPU_FALLBACK", False),
-            image=env.text("IMAGE", "dev"),
-            prefetch_max=env.integer("PREFETCH_MAX", 10, maximum=100),
-            inputs=InputSettings.from_env(env),
-            vision=VisionSettings.from_env(env),
-            ocr=OcrSettings.from_env(env),
-            embedding=EmbeddingSettings.from_env(env),
-            llm=LlmSettings.from_env(env),
-        )
+        """The settings `environ` (default: the process environment) asks for; `ConfigError` names a bad one."""
+        from ai_worker.config_env import load
+
+        return load(cls, os.environ if environ is None else environ)
+
+    @classmethod
+    def for_health_probe(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The defaults with the two settings `ai-worker check` reads. The probe runs every 30 s in every container,
+        so it skips pydantic; the worker itself validated these values at start."""
+        environ = os.environ if environ is None else environ
+        defaults = cls()
+        heartbeat_file = environ.get(PREFIX + "HEARTBEAT_FILE", "").strip() or defaults.heartbeat_file
+        max_age = environ.get(PREFIX + "HEARTBEAT_MAX_AGE_S", "").strip()
+        try:
+            max_age_s = float(max_age) if max_age else defaults.heartbeat_max_age_s
+        except ValueError:
+            raise ConfigError(f"{PREFIX}HEARTBEAT_MAX_AGE_S={max_age!r}: not a number") from None
+        return dataclasses.replace(defaults, heartbeat_file=heartbeat_file, heartbeat_max_age_s=max_age_s)
+
+    def section(self, cls: type[S]) -> S:
+        """The section of type `cls`: a field above, or one a job type declares (its defaults when not loaded)."""
+        for name in (f.name for f in dataclasses.fields(self)):
+            if type(value := getattr(self, name)) is cls:
+                return value
+        return self.job_sections.get(cls) or cls()
 
     def dlq_name(self, tier: str) -> str:
         return self.queue_names[tier] + self.dlq_suffix
-
-    @property
-    def shared_queue(self) -> bool:
-        return len(set(self.queue_names.values())) == 1
 
     def describe(self) -> dict[str, Any]:
         """A loggable view (no secrets)."""

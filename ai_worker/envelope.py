@@ -27,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ai_worker import errors
 from ai_worker.errors import PermanentError
-from ai_worker.tiers import JOB_TYPES, TIERS, Tier, allows
+from ai_worker.jobs import JOB_TYPES, allows
+from ai_worker.tiers import TIERS, Tier
 
 MAX_ID_LENGTH: Final = 128  # job ids end up in S3 keys; keep them bounded
 MAX_TENANT_LENGTH: Final = 64

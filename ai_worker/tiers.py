@@ -1,6 +1,6 @@
-"""Tiers: which job types each tier may run and which tiers each worker kind polls.
-
-This table is the contract with producers (DESIGN.md §1); the worker enforces it on every message.
+"""Tiers (lite/basic/premium: the queues a message arrives on) and worker kinds (cpu/gpu: which tiers a worker
+polls). Which job types a tier may run is declared by each job type (`JobSpec.tiers`); `ai_worker.jobs` derives
+the per-tier rules (`ALLOWED_JOB_TYPES`, `allows`) from those declarations.
 """
 
 from __future__ import annotations
@@ -11,31 +11,8 @@ Tier = Literal["lite", "basic", "premium"]
 WorkerKind = Literal["cpu", "gpu"]
 
 TIERS: Final[tuple[Tier, ...]] = ("lite", "basic", "premium")
-
-JOB_TYPES: Final[tuple[str, ...]] = (
-    "ocr",
-    "omr_grading",
-    "question_segmentation",
-    "homework_video_analysis",
-    "handwriting_analysis",
-    "embedding",
-    "problem_generation",
-)
-
-_LITE: Final = frozenset({"ocr"})
-_BASIC: Final = _LITE | {"omr_grading", "question_segmentation", "homework_video_analysis"}
-_PREMIUM: Final = frozenset(JOB_TYPES)
-
-ALLOWED_JOB_TYPES: Final[dict[Tier, frozenset[str]]] = {"lite": _LITE, "basic": _BASIC, "premium": _PREMIUM}
+WORKER_KINDS: Final[tuple[WorkerKind, ...]] = ("cpu", "gpu")
 
 # Which tiers each worker kind polls, with the default poll weight of each (basic favoured, lite never starved).
 WORKER_TIERS: Final[dict[WorkerKind, tuple[Tier, ...]]] = {"cpu": ("basic", "lite"), "gpu": ("premium",)}
 DEFAULT_POLL_WEIGHTS: Final[dict[Tier, int]] = {"basic": 3, "lite": 1, "premium": 1}
-
-
-def is_tier(value: object) -> bool:
-    return value in TIERS
-
-
-def allows(tier: Tier, job_type: str) -> bool:
-    return job_type in ALLOWED_JOB_TYPES[tier]

@@ -10,7 +10,8 @@ scripts/build.ps1 cpu -MultiArch -Account 123456789012 -Region ap-northeast-2
 scripts/build.ps1 gpu -DryRun
 
 .NOTES
-The GPU image is linux/amd64 only (its environment is solved for linux-64). -MultiArch (cpu only) builds
+The GPU image is linux/amd64 only (its environment is solved for linux-64). -Push builds the cpu image for
+linux/amd64 whatever this machine is (the stack's default CpuArchitecture, X86_64). -MultiArch (cpu only) builds
 linux/amd64 + linux/arm64 with docker buildx and pushes, since a multi-platform result cannot be loaded locally.
 $env:DOCKER names the client (default: docker). Extra arguments after the options go to `docker build`.
 #>
@@ -34,6 +35,7 @@ $Repo = Split-Path -Parent $PSScriptRoot
 $Docker = if ($env:DOCKER) { $env:DOCKER } else { "docker" }
 $ModelDir = "build/models/embedding"  # the Dockerfiles' default EMBEDDING_MODEL_DIR
 $CpuPlatforms = "linux/amd64,linux/arm64"
+$CpuPushPlatform = "linux/amd64"  # = deploy/ai-worker.yaml's default CpuArchitecture (X86_64)
 $GpuPlatform = "linux/amd64"
 
 function Fail([string] $Message) {
@@ -55,7 +57,7 @@ if (-not $EnvStage -and -not (Test-Path "pixi.lock")) {
 }
 if (-not (Test-Path $ModelDir)) {
     Fail ("$ModelDir is missing: put the sentence-transformers model to bake into the images there " +
-        "(a directory written by SentenceTransformer.save(); see README `"Images`").")
+        "(a directory written by SentenceTransformer.save(); see docs/deployment.md `"Building`").")
 }
 
 $Revision = (git rev-parse --short=12 HEAD 2>$null)
@@ -88,7 +90,9 @@ function Build-Image([string] $EnvName) {
             @("-t", "$Registry/${Image}:$Revision", "--push") + $Extra + @("."))
         return
     }
-    $Platform = if ($EnvName -eq "gpu") { @("--platform", $GpuPlatform) } else { @() }
+    $Platform = if ($EnvName -eq "gpu") { @("--platform", $GpuPlatform) }
+                elseif ($Push) { @("--platform", $CpuPushPlatform) }
+                else { @() }
     $env:DOCKER_BUILDKIT = "1"
     Invoke-Step (@($Docker, "build") + $Platform + $Common +
         @("-t", "${Image}:$Revision", "-t", "${Image}:latest") + $Extra + @("."))

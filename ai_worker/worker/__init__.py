@@ -39,8 +39,8 @@ def run_worker(
     `kind` "cpu" polls basic and lite (weighted), "gpu" polls premium. `registry` maps job types to handler paths
     (default `ai_worker.jobs.REGISTRY`). `broker` (default: SQS through `clients`, themselves built from the SDK
     chain when not given) and `sink_factory` (default: S3 result documents) are for tools and tests. The queues
-    and the results bucket must exist. `batch_sizes` (default `engine.DEFAULT_BATCH_SIZES`) says which job types
-    a job process may run several at a time.
+    and the results bucket must exist. `batch_sizes` (default: the `batch` of each job type's declaration) says
+    which job types a job process may run several at a time.
     """
     from ai_worker import logs
     from ai_worker.jobs import REGISTRY

@@ -34,6 +34,7 @@ from ai_worker.config import Settings
 from ai_worker.envelope import Envelope, UnparseableMessage, expired, parse_envelope, validate_envelope
 from ai_worker.errors import ErrorInfo, JobError, PermanentError, TransientError
 from ai_worker.inputs import check_input_key
+from ai_worker.jobs import SPECS
 from ai_worker.logs import job_fields
 from ai_worker.protection import ScaleInProtection
 from ai_worker.results import build_document, notice
@@ -50,9 +51,9 @@ log = logging.getLogger(__name__)
 TICK_S: Final = 0.05  # loop period when idle: bounds the latency of dispatch, leases and drain
 HEARTBEAT_EVERY_S: Final = 5.0
 POLL_JOIN_MARGIN_S: Final = 5.0  # a long poll in flight at shutdown returns within wait_time_s plus this
-# Job types whose handler module has `handle_batch`: a job process gets up to this many pending jobs of the
-# type at once. (To move into the job type's declaration once job types are declared in one place.)
-DEFAULT_BATCH_SIZES: Final[Mapping[str, int]] = {"embedding": 16}
+# Job types declared with `batch` > 1 (their handler module has `handle_batch`): a job process gets up to this
+# many pending jobs of the type at once.
+DEFAULT_BATCH_SIZES: Final[Mapping[str, int]] = {name: spec.batch for name, spec in SPECS.items() if spec.batch > 1}
 FLUSH_DELAY_S: Final = 0.5  # well inside any lease (renewed at half-life, >= 5 s left), so nothing lapses
 
 

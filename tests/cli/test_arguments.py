@@ -6,8 +6,6 @@ import pytest
 
 from ai_worker import __version__
 from ai_worker.cli import main
-from ai_worker.demo import SAMPLES
-from ai_worker.tiers import JOB_TYPES
 
 
 @pytest.mark.parametrize("payload", ["{not json", "[1, 2]", '"text"'])
@@ -20,13 +18,19 @@ def test_a_bad_setting_is_a_configuration_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("AI_WORKER_BACKEND", "cloud")
-    assert main(["check"]) == 2
+    assert main(["doctor"]) == 2
     assert "AI_WORKER_BACKEND='cloud'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
     "argv",
-    [["demo", "--only", "ocr,telepathy"], ["submit", "--type", "telepathy"], ["run", "--tier", "tpu"], []],
+    [
+        ["demo", "--only", "ocr,telepathy"],
+        ["submit", "--type", "telepathy"],
+        ["run", "--kind", "tpu"],
+        ["run", "--tier", "tpu"],
+        [],
+    ],
 )
 def test_unknown_choices_are_usage_errors(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -39,7 +43,3 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == f"ai-worker {__version__}"
-
-
-def test_the_demo_has_a_sample_for_every_job_type() -> None:
-    assert set(SAMPLES) == set(JOB_TYPES)

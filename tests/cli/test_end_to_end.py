@@ -20,8 +20,8 @@ import boto3
 import pytest
 
 from ai_worker.config import Settings
-from ai_worker.demo import SAMPLES
-from ai_worker.tiers import ALLOWED_JOB_TYPES, JOB_TYPES
+from ai_worker.jobs import ALLOWED_JOB_TYPES, JOB_TYPES
+from ai_worker.jobs.specs import omr_grading
 
 ROOT = Path(__file__).resolve().parents[2]
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -50,10 +50,10 @@ def local_env(tmp_path: Path, free_port: int) -> dict[str, str]:
 
 @pytest.fixture
 def local_worker(local_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
-    """`ai-worker run --tier cpu` on the local backend; its stderr goes to `worker.log` (a pipe could fill up)."""
+    """`ai-worker run --kind cpu` on the local backend; its stderr goes to `worker.log` (a pipe could fill up)."""
     with (tmp_path / "worker.log").open("w") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "ai_worker", "run", "--tier", "cpu"],
+            [sys.executable, "-m", "ai_worker", "run", "--kind", "cpu"],
             cwd=ROOT,
             env=local_env,
             stdout=subprocess.DEVNULL,
@@ -75,7 +75,7 @@ def local_worker(local_env: dict[str, str], tmp_path: Path) -> Iterator[subproce
 def test_local_worker_with_submit_check_and_dlq_commands(
     local_worker: subprocess.Popen[str], local_env: dict[str, str], run_cli: Cli, tmp_path: Path
 ) -> None:
-    sample = SAMPLES["omr_grading"](Settings())
+    sample = omr_grading.sample(Settings())
     assert sample.input is not None
     sheet = tmp_path / sample.filename
     sheet.write_bytes(sample.input)

@@ -15,7 +15,7 @@ import pytest
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY_MODULES = ("boto3", "botocore", "torch", "cv2", "numpy", "pydantic", "onnxruntime", "moto")
+HEAVY_MODULES = ("boto3", "botocore", "torch", "cv2", "numpy", "pydantic", "onnxruntime", "moto", "PIL", "google")
 
 
 @pytest.mark.parametrize(("age_s", "healthy"), [(1.0, True), (600.0, False), (None, False)])
@@ -70,13 +70,27 @@ def test_doctor_in_this_cpu_environment_reports_no_cuda_anywhere(run_cli: Cli) -
 
 
 def test_gpu_worker_refuses_to_start_without_cuda_unless_told_to_fall_back(run_cli: Cli) -> None:
-    env = {"AI_WORKER_ALLOW_GPU_FALLBACK": "false", "AI_WORKER_BACKEND": "aws"}
-    proc = run_cli("run", "--tier", "gpu", env=env, timeout=120)
+    env = {"AI_WORKER_ALLOW_GPU_FALLBACK": "false", "AI_WORKER_BACKEND": "aws", "AI_WORKER_TIER": ""}
+    proc = run_cli("run", "--kind", "gpu", env=env, timeout=120)
     assert proc.returncode == 1
     assert "refusing to start the gpu worker" in proc.stderr and "--allow-cpu-fallback" in proc.stderr
+    assert "deprecated" not in proc.stderr
 
-    proc = run_cli("run", env={**env, "AI_WORKER_TIER": "gpu"}, timeout=120)
-    assert proc.returncode == 1 and "refusing" in proc.stderr  # AI_WORKER_TIER is the default of --tier
+    proc = run_cli("run", env={**env, "AI_WORKER_KIND": "gpu"}, timeout=120)
+    assert proc.returncode == 1 and "refusing" in proc.stderr  # AI_WORKER_KIND is the default of --kind
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "old"),
+    [(["--tier", "gpu"], {}, "--tier"), ([], {"AI_WORKER_TIER": "gpu"}, "AI_WORKER_TIER")],
+)
+def test_the_old_spelling_of_the_worker_kind_still_works_with_a_warning(
+    run_cli: Cli, argv: list[str], env: dict[str, str], old: str
+) -> None:
+    base = {"AI_WORKER_ALLOW_GPU_FALLBACK": "false", "AI_WORKER_BACKEND": "aws", "AI_WORKER_KIND": ""}
+    proc = run_cli("run", *argv, env={**base, **env}, timeout=120)
+    assert proc.returncode == 1 and "refusing to start the gpu worker" in proc.stderr  # it chose the gpu kind
+    assert old in proc.stderr and "deprecated" in proc.stderr
 
 
 def test_gpu_fallback_is_explicit_and_warned() -> None:

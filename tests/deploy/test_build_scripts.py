@@ -111,6 +111,26 @@ def test_push_logs_in_to_ecr_then_tags_and_pushes_each_image(repo: Path) -> None
     assert lines[-1] == f"docker push {REGISTRY}/ai-worker-gpu:{rev} "
 
 
+def test_pushed_cpu_image_is_the_architecture_the_stack_runs_by_default(repo: Path) -> None:
+    """`cpu --push` from any machine (an Apple-silicon laptop included) pushes what the CPU service runs unless told
+    otherwise: deploy/ai-worker.yaml's default CpuArchitecture."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((REPO / "deploy" / "ai-worker.yaml").read_text(), Loader=Loader)
+    default = template["Parameters"]["CpuArchitecture"]["Default"]
+    run = build_sh(repo, "cpu", "--push", "--dry-run", AWS_ACCOUNT_ID=ACCOUNT, AWS_REGION=REGION)
+    assert run.returncode == 0, run.stderr
+    (build,) = [line for line in run.stdout.splitlines() if " build " in line]
+    platform = re.search(r"--platform (\S+)", build)
+    assert platform, build
+    assert {"linux/amd64": "X86_64", "linux/arm64": "ARM64"}[platform.group(1)] == default
+    assert '$CpuPushPlatform = "linux/amd64"' in PS1 and "elseif ($Push)" in PS1
+
+
 def test_multi_arch_cpu_goes_through_buildx_and_pushes(repo: Path) -> None:
     run = build_sh(repo, "cpu", "--multi-arch", "--dry-run", "--account", ACCOUNT, "--region", REGION)
     assert run.returncode == 0, run.stderr

@@ -49,6 +49,7 @@ def test_workers_use_their_image_and_the_local_endpoint_with_production_stop(
     env = worker["environment"]
     assert env["AWS_ENDPOINT_URL"] == "http://backend:5000"
     assert env["AI_WORKER_BACKEND"] == "aws"  # the production code path, pointed at the backend by the SDK
+    assert env["AI_WORKER_KIND"] == kind
     assert worker["stop_signal"] == "SIGTERM"
     assert worker["stop_grace_period"] == STOP_TIMEOUT
     assert worker["init"] is True

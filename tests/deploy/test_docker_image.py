@@ -115,7 +115,7 @@ def test_code_change_rebuilds_only_the_code_layer(context: Path, image: tuple[st
     finally:
         probe.unlink()
         docker("image", "rm", "-f", tag + "-rebuilt")
-    assert _cached(log, f"COPY --from=environment /app/.pixi/envs/{env} /app/.pixi/envs/{env}")
+    assert _cached(log, f"COPY --from=environment /app/.pixi/envs/{env}-prod /app/.pixi/envs/{env}-prod")
     assert _cached(log, "COPY build/models/embedding /opt/models/embedding")
     assert not _cached(log, "COPY ai_worker /app/ai_worker")
     print(f"\n{env}: code-only rebuild {seconds:.1f}s")

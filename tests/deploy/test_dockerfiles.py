@@ -1,9 +1,12 @@
-"""The two Dockerfiles, read as instructions: hadolint-clean, multi-stage, layer order, production settings."""
+"""The two Dockerfiles, read as instructions: hadolint-clean, multi-stage, layer order, production settings, and the
+production environment (no test tools) that pixi.toml names for each image."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +14,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ENVS = ("cpu", "gpu")
+# The pixi environment each image installs, from pixi.toml's [tool.ai-worker.images] (cpu-prod, gpu-prod).
+IMAGE_ENV = {
+    image.removeprefix("ai-worker-"): env
+    for image, env in tomllib.loads((REPO / "pixi.toml").read_text())["tool"]["ai-worker"]["images"].items()
+}
 
 
 def instructions(env: str) -> list[tuple[str, str]]:
@@ -49,18 +57,28 @@ def test_hadolint_clean(env: str, tool: Callable[[str], str]) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
 
 
+def test_each_image_installs_the_production_twin_of_its_environment() -> None:
+    manifest = tomllib.loads((REPO / "pixi.toml").read_text())
+    assert IMAGE_ENV == {"cpu": "cpu-prod", "gpu": "gpu-prod"}
+    for kind, prod in IMAGE_ENV.items():
+        assert "test" not in manifest["environments"][prod]["features"]
+        runs = " ".join(a for k, a in stages(kind)["env"] if k == "RUN")
+        assert re.findall(r"pixi install --locked -e (\S+)", runs) == [prod]
+
+
 @pytest.mark.parametrize("env", ENVS)
 def test_env_stage_installs_only_the_locked_environment(env: str) -> None:
+    prod = IMAGE_ENV[env]
     build = stages(env)["env"]
     assert build[0][1].startswith("${PIXI_IMAGE}")
     copies = [a for k, a in build if k == "COPY"]
     # The slow layer depends on the solve inputs only, never on the source.
     assert copies == ["pixi.toml pixi.lock pyproject.toml ./"]
     runs = " ".join(a for k, a in build if k == "RUN")
-    assert f"pixi install --locked -e {env} --skip ai-worker" in runs
+    assert f"pixi install --locked -e {prod} --skip ai-worker" in runs
     assert "--mount=type=cache" in runs
     hook = (
-        f"pixi shell-hook --locked --no-install --no-completions -e {env} -s bash > /app/.pixi/envs/{env}/activate.sh"
+        f"pixi shell-hook --locked --no-install --no-completions -e {prod} -s bash > /app/.pixi/envs/{prod}/activate.sh"
     )
     assert hook in runs
     assert "compileall" in runs
@@ -78,16 +96,13 @@ def test_bases_are_pinned_slim_debian_of_one_release_and_never_nvidia(env: str) 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_environment_stage_is_replaceable(env: str) -> None:
+    prod = IMAGE_ENV[env]
     assert arg_default(env, "ENV_STAGE") == "env"
     assert ("FROM", "${ENV_STAGE} AS environment") in instructions(env)
     runtime = stages(env)["runtime"]
-    assert (
-        "COPY",
-        f"--from=environment /app/.pixi/envs/{env} /app/.pixi/envs/{env}",
-    ) in runtime
     # Only the environment crosses from the build side: no pixi, no package cache.
     assert [a for k, a in runtime if k == "COPY" and a.startswith("--from")] == [
-        f"--from=environment /app/.pixi/envs/{env} /app/.pixi/envs/{env}"
+        f"--from=environment /app/.pixi/envs/{prod} /app/.pixi/envs/{prod}"
     ]
 
 
@@ -115,20 +130,32 @@ def test_production_settings_user_signal_and_health(env: str) -> None:
     env_text = " ".join(a for k, a in runtime if k == "ENV")
     for setting in (
         "AI_WORKER_BACKEND=aws",
-        f"AI_WORKER_TIER={env}",
+        f"AI_WORKER_KIND={env}",
         "HF_HUB_OFFLINE=1",
         "TRANSFORMERS_OFFLINE=1",
         "AI_WORKER_EMBEDDING_MODEL=/opt/models/embedding",
-        f"APP_ENV_PREFIX=/app/.pixi/envs/{env}",
+        f"APP_ENV_PREFIX=/app/.pixi/envs/{IMAGE_ENV[env]}",
     ):
         assert setting in env_text
+    assert "AI_WORKER_TIER" not in env_text  # the deprecated name of AI_WORKER_KIND
     user = next(a for k, a in runtime if k == "USER")
     assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", user), "numeric, non-root"
     assert ("STOPSIGNAL", "SIGTERM") in runtime
     health = next(a for k, a in runtime if k == "HEALTHCHECK")
     assert health.endswith('CMD ["/app/docker/entrypoint.sh", "ai-worker", "check"]')
     assert ("ENTRYPOINT", '["/app/docker/entrypoint.sh"]') in runtime
-    assert ("CMD", f'["ai-worker", "run", "--tier", "{env}"]') in runtime
+    assert ("CMD", f'["ai-worker", "run", "--kind", "{env}"]') in runtime
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_command_is_one_the_cli_accepts(env: str) -> None:
+    """CMD goes through the real argument parser: a renamed or dropped option fails here, not on ECS."""
+    from ai_worker.cli import build_parser
+
+    cmd = json.loads(next(a for k, a in stages(env)["runtime"] if k == "CMD"))
+    assert cmd[0] == "ai-worker"
+    args = build_parser().parse_args(cmd[1:])
+    assert env in vars(args).values()
 
 
 def test_cuda_override_only_in_the_gpu_build_stage() -> None:

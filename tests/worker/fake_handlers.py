@@ -14,8 +14,8 @@ import time
 from typing import Any
 
 from ai_worker.errors import PermanentError, TransientError
+from ai_worker.jobs import JOB_TYPES
 from ai_worker.jobs.context import JobContext
-from ai_worker.tiers import JOB_TYPES
 
 REGISTRY: dict[str, str] = {job_type: f"{__name__}:handle" for job_type in JOB_TYPES}
 

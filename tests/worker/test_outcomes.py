@@ -1,4 +1,4 @@
-"""Each outcome of DESIGN.md §4 against moto's SQS+S3 with the real boto3 client: done, failed (handler,
+"""Each outcome of the worker engine against moto's SQS+S3 with the real boto3 client: done, failed (handler,
 envelope, tier, unknown type), dead, duplicate (idempotency), plus inputs and blobs seen from a handler.
 
 One worker serves the whole module (job processes stay warm, as in production); each test sends its own jobs.

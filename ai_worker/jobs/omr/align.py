@@ -55,7 +55,9 @@ class Alignment:
 def align(gray: np.ndarray, template: Template) -> Alignment:
     """Warp the page in `gray` onto the template frame, or raise alignment_failed."""
     shrink = min(1.0, DETECT_LONG_SIDE / max(gray.shape))
-    small = _shrink(gray, shrink)
+    # Both working images are at most half size on large pages: halve the page once and shrink both from that.
+    half = cv2.pyrDown(gray) if shrink <= 0.5 else None
+    small = _shrink(gray, shrink, half)
     ink = _ink_mask(small)
     marks = _fiducial_candidates(ink)
     if len(marks) < 4:
@@ -65,7 +67,7 @@ def align(gray: np.ndarray, template: Template) -> Alignment:
 
     frame_src = float(np.linalg.norm(centres[1] - centres[0]) + np.linalg.norm(centres[2] - centres[3])) / 2
     zoom = min(1.0, CANVAS_FRAME_PX / (frame_src / shrink))
-    source = _shrink(gray, zoom)
+    source = _shrink(gray, zoom, half)
     # Per-axis ratio of the actual image sizes: rounding in the pyramid makes them differ from zoom / shrink.
     src_pts = (centres * [source.shape[1] / small.shape[1], source.shape[0] / small.shape[0]]).astype(np.float32)
     margin = CANVAS_FRAME_PX * template.fiducial_size * 1.5
@@ -89,10 +91,12 @@ def _fail(message: str) -> NoReturn:
     raise PermanentError(ALIGNMENT_FAILED, f"cannot align the sheet: {message}")
 
 
-def _shrink(image: np.ndarray, factor: float) -> np.ndarray:
+def _shrink(image: np.ndarray, factor: float, half: np.ndarray | None = None) -> np.ndarray:
     """Downscale by `factor` (<= 1): Gaussian pyramid halvings, then one bilinear step; both keep aliasing out
-    at a fraction of INTER_AREA's cost for non-integer factors."""
+    at a fraction of INTER_AREA's cost for non-integer factors. `half`, if given, is `cv2.pyrDown(image)`."""
     target = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
+    if half is not None and image.shape[1] >= 2 * target[0]:
+        image = half
     while image.shape[1] >= 2 * target[0]:
         image = cv2.pyrDown(image)
     return image if image.shape[1] == target[0] else cv2.resize(image, target, interpolation=cv2.INTER_LINEAR)

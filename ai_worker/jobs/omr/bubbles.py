@@ -1,14 +1,28 @@
 """Measuring bubbles on an aligned sheet and deciding marked / blank / multiple with a confidence.
 
+The mark convention: a bubble is marked when about half of it or more is filled. What is measured is the
+*filled fraction* of the bubble, not its mean darkness, so a half-moon, a centre blob, an off-centre smear and a
+full fill are compared by how much of the bubble they cover, in pen or in light pencil alike.
+
 Guarantees:
 - Bubbles are measured where their printed rings are (ai_worker.jobs.omr.refine), not only where the homography
   predicts them, so curled paper and lens distortion do not shift the samples off the bubbles.
-- A bubble's fill is the mean darkness of its inner disc minus the median darkness of a ring of paper just outside
-  it, on an image whose paper has been flattened to white: shadows, uneven light and grey paper cancel out.
-- The marked threshold adapts to the sheet: half the typical fill of the marks on it (so light pencil and dark pen
-  both read), never below `FLOOR` (smudges and erasure residue are never marks) nor above `CEILING`.
-- Within one row, a bubble only counts as marked if it is at least `DOMINANCE` of the row's strongest mark: a
-  faint leftover next to a firm mark is an erasure, two firm marks are a multiple.
+- Darkness is taken relative to the local paper (the page's paper is flattened to white, and the median of a ring
+  of paper just outside each bubble is subtracted): shadows, uneven light and grey paper cancel out.
+- A pixel is ink when its darkness reaches `INK_SHARE` of the sheet's ink level (the typical darkness inside the
+  marks on this sheet), bounded to `PIXEL_FLOOR..PIXEL_CEILING`. Blur spreads an edge symmetrically around that
+  half level, so the counted area does not depend on focus; pencil grain stays above it; erasure residue, a
+  fraction of the original darkness, stays below it.
+- The filled fraction covers the whole bubble: the interior inside the printed ring (radius `INTERIOR`) is counted
+  directly, and the thin band under and just inside the ring, which cannot be told from the print, is taken to be
+  as filled as the interior annulus next to it (`EDGE`). A crescent hugging the ring and a centred blob of the same
+  area measure alike.
+- A bubble is marked when its filled fraction is at least `mark_fill` (a setting, default `DEFAULT_MARK_FILL`);
+  every bubble of a row is decided on its own, so a half-filled second choice next to a full one is a multiple,
+  and a faint erasure or a stray dot (a small fraction of the bubble) is never a mark.
+- Confidence is 0.5 on the decision boundary and 1.0 when every bubble of the row is at least `CONFIDENCE_SPAN`
+  from it; a reading that changes when the ink level is taken 25 % darker or lighter is held under
+  `REVIEW_BELOW`. `needs_review` is exactly `confidence < REVIEW_BELOW`.
 - When the printed bubble rings are not where the template puts them, `ring_contrast` is low and the caller fails
   the job with alignment_failed instead of reading paper that is not a bubble grid.
 """
@@ -23,15 +37,21 @@ import numpy as np
 from ai_worker.jobs.omr.align import Alignment
 from ai_worker.jobs.omr.refine import ring_offsets
 
-INNER = 0.6  # inner disc radius / bubble radius: clear of the printed ring even with 1 px misalignment
+DEFAULT_MARK_FILL = 0.4  # filled fraction at which a bubble is a mark: "about half" with room for measuring error
+INTERIOR = 0.8  # counted interior radius / bubble radius: clear of the printed ring with 1 px misalignment + blur
+EDGE = 0.7  # the interior annulus EDGE..INTERIOR stands for the uncounted band INTERIOR..1 under the ring
 RING = (0.85, 1.15)  # where the printed outline is, as fractions of the bubble radius
 PAPER = (1.3, 1.6)  # paper ring outside the bubble, still inside the gap to the neighbour bubbles
 BACKGROUND_BUBBLES = 3.0  # paper flattening kernel, in bubble diameters: wider than any mark, narrow vs shadows
-FLOOR = 0.2  # fill below this is never a mark: erasure residue, smudges, pencil dust
-CEILING = 0.4  # a threshold above this would start missing half-filled pen marks
-MARK_SHARE = 0.5  # threshold = half the sheet's typical mark fill
-DOMINANCE = 0.6  # a second mark under 60 % of the row's strongest is an erasure leftover, not a multiple
-CONFIDENCE_SPAN = 0.2  # a fill this far from its decision boundary is read with full confidence
+INK_SHARE = 0.5  # a pixel is ink at half the sheet's ink level: the midpoint of a blurred edge
+PIXEL_FLOOR, PIXEL_CEILING = 0.12, 0.25  # bounds of that pixel level: above scan noise, below light pencil
+MIN_INK_LEVEL = 0.2  # a bubble whose typical dark pixel is lighter than this carries no ink that sets the level
+INK_PERCENTILE = 75  # a bubble's ink darkness: the darker quarter of its interior (a half fill still shows it)
+DEFAULT_INK_LEVEL = 0.5  # used when no bubble on the sheet is inked: a blank sheet
+CONFIDENCE_SPAN = 0.25  # a filled fraction this far from the threshold is read with full confidence
+REVIEW_BELOW = 0.7  # confidence under which a reading is flagged needs_review
+UNSTABLE_CONFIDENCE = 0.6  # cap for a reading that flips when the ink level is taken 25 % darker or lighter
+LEVEL_PROBE = 0.25
 PAPER_STEP = 4  # the paper estimate is computed at a quarter of the canvas resolution: light varies slowly
 MIN_RING_CONTRAST = 0.05  # printed rings darken their band by at least this much on any readable sheet
 
@@ -42,53 +62,75 @@ class RowReading:
     marked: tuple[int, ...]  # indices of the marked bubbles
     confidence: float  # 0.5 on a decision boundary, 1.0 when every bubble is far from it
 
+    @property
+    def needs_review(self) -> bool:
+        return self.confidence < REVIEW_BELOW
+
 
 @dataclass(frozen=True)
 class Measurement:
-    fills: np.ndarray  # (n_bubbles,) fill per bubble, in the order the centres were given
+    fills: np.ndarray  # (n_bubbles,) filled fraction per bubble, in the order the centres were given
+    low: np.ndarray  # the same with the ink level taken LEVEL_PROBE darker (fewer pixels count)
+    high: np.ndarray  # ... and LEVEL_PROBE lighter (more pixels count)
+    ink_level: float  # typical darkness inside the marks of this sheet
     ring_contrast: float  # median darkness of the printed rings above the paper around them
 
 
 def measure(alignment: Alignment, centres: np.ndarray, bubble_radius: float) -> Measurement:
-    """Fill of every bubble centred at `centres` ((n, 2) template coordinates)."""
+    """Filled fraction of every bubble centred at `centres` ((n, 2) template coordinates)."""
     radius = bubble_radius * alignment.frame_px
+    canvas = alignment.canvas
     points = np.array([alignment.canvas_point(u, v) for u, v in centres])
-    points += ring_offsets(alignment.canvas, points, radius)
-    paper = _paper(alignment.canvas, radius)
+    points += ring_offsets(canvas, points, radius)
+    paper = _paper(canvas, radius)
 
-    def darkness(r_min: float, r_max: float) -> np.ndarray:
-        """1 - pixel / local paper brightness, in [0, 1], at every point + offset in the ring r_min..r_max."""
-        xs, ys = _offsets(points, _disc(r_min * radius, r_max * radius), alignment.canvas.shape)
-        ink = alignment.canvas[ys, xs].astype(np.float32)
+    def darkness(offsets: np.ndarray) -> np.ndarray:
+        """1 - pixel / local paper brightness, in [0, 1], at every point + offset."""
+        xs, ys = _offsets(points, offsets, canvas.shape)
+        ink = canvas[ys, xs].astype(np.float32)
         white = np.maximum(paper[ys // PAPER_STEP, xs // PAPER_STEP], 1).astype(np.float32)
         result: np.ndarray = np.clip(1.0 - ink / white, 0.0, 1.0)
         return result
 
-    around = np.median(darkness(*PAPER), axis=1)
-    fills = darkness(0.0, INNER).mean(axis=1) - around
-    ring_contrast = float(np.median(darkness(*RING).mean(axis=1) - around))
-    return Measurement(fills=fills, ring_contrast=ring_contrast)
+    around = np.median(darkness(_disc(PAPER[0] * radius, PAPER[1] * radius)), axis=1)
+    inner_offsets = _disc(0.0, INTERIOR * radius)
+    inner = darkness(inner_offsets) - around[:, None]
+    edge = np.hypot(inner_offsets[:, 0], inner_offsets[:, 1]) >= EDGE * radius
+    ring_contrast = float(np.median(darkness(_disc(RING[0] * radius, RING[1] * radius)).mean(axis=1) - around))
+
+    level = ink_level(inner)
+    fills = [_filled(inner, edge, level * factor) for factor in (1.0, 1.0 + LEVEL_PROBE, 1.0 - LEVEL_PROBE)]
+    return Measurement(fills=fills[0], low=fills[1], high=fills[2], ink_level=level, ring_contrast=ring_contrast)
 
 
-def sheet_threshold(fills: np.ndarray) -> float:
-    marks = fills[fills >= FLOOR]
-    if marks.size == 0:
-        return FLOOR
-    return float(np.clip(MARK_SHARE * np.median(marks), FLOOR, CEILING))
+def ink_level(inner: np.ndarray) -> float:
+    """The sheet's ink darkness: the median, over bubbles carrying ink, of each one's darker-quarter darkness."""
+    k = inner.shape[1] * INK_PERCENTILE // 100
+    per_bubble = np.partition(inner, k, axis=1)[:, k]
+    inked = per_bubble[per_bubble >= MIN_INK_LEVEL]
+    return float(np.median(inked)) if inked.size else DEFAULT_INK_LEVEL
 
 
-def decide(fills: np.ndarray, threshold: float) -> RowReading:
+def _filled(inner: np.ndarray, edge: np.ndarray, level: float) -> np.ndarray:
+    """Filled fraction of each bubble: the counted interior, plus the band under the ring taken as filled as the
+    interior annulus next to it."""
+    inked = inner >= np.clip(INK_SHARE * level, PIXEL_FLOOR, PIXEL_CEILING)
+    counted = INTERIOR**2
+    result: np.ndarray = counted * inked.mean(axis=1) + (1.0 - counted) * inked[:, edge].mean(axis=1)
+    return result
+
+
+def decide(
+    fills: np.ndarray, mark_fill: float, low: np.ndarray | None = None, high: np.ndarray | None = None
+) -> RowReading:
     """Read one row of bubbles (a question's choices or an identifier position's digits)."""
-    top = float(fills.max())
-    relative = DOMINANCE * top
-    marked = [i for i, f in enumerate(fills) if f >= threshold and f >= relative]
-    # Each bubble's boundary: the sheet threshold, and for all but the strongest also the dominance bound.
-    best = int(fills.argmax())
-    bounds = np.where(np.arange(fills.size) == best, threshold, max(threshold, relative))
-    margin = float(np.abs(fills - bounds).min())
+    marked = tuple(int(i) for i in np.flatnonzero(fills >= mark_fill))
+    margin = float(np.abs(fills - mark_fill).min())
     confidence = 0.5 + 0.5 * min(1.0, margin / CONFIDENCE_SPAN)
+    if low is not None and high is not None and not np.array_equal(low >= mark_fill, high >= mark_fill):
+        confidence = min(confidence, UNSTABLE_CONFIDENCE)
     status = "blank" if not marked else "marked" if len(marked) == 1 else "multiple"
-    return RowReading(status=status, marked=tuple(marked), confidence=round(confidence, 3))
+    return RowReading(status=status, marked=marked, confidence=round(confidence, 3))
 
 
 def _paper(canvas: np.ndarray, radius_px: float) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ai_worker.errors import INVALID_INPUT, PermanentError
 from ai_worker.jobs.context import JobContext
-from ai_worker.jobs.imaging import decode_image, is_pdf
+from ai_worker.jobs.imaging import decode_image, image_size, is_pdf
 from ai_worker.jobs.omr import bubbles
 from ai_worker.jobs.omr.align import ALIGNMENT_FAILED, align
 from ai_worker.jobs.omr.grading import parse_answer_key, score
@@ -24,6 +24,7 @@ from ai_worker.jobs.omr.template import Template
 OMR_VERSION = "omr/1"
 ALIGNMENT_METHOD = "fiducials"  # homography through the four corner fiducial centres
 DEFAULT_CHOICES = 5
+HALF_DECODE_MIN_SIDE = 2400  # short side from which a JPEG is decoded at half size: an A4 page at 290 dpi or more
 
 
 def handle(ctx: JobContext) -> dict[str, Any]:
@@ -35,8 +36,10 @@ def handle(ctx: JobContext) -> dict[str, Any]:
     data = ctx.read_input()
     if is_pdf(data):
         raise PermanentError(INVALID_INPUT, "PDF input is not supported for omr_grading: send a PNG or JPEG image")
-    gray = decode_image(data, max_pixels=ctx.settings.vision.max_pixels, grayscale=True)
-    result = read_sheet(gray, template)
+    # A large JPEG is decoded at half size by libjpeg (cheap): the reader's canvas needs ~130 dpi on the page.
+    reduce = 2 if data and min(image_size(data)) >= HALF_DECODE_MIN_SIDE else 1
+    gray = decode_image(data, max_pixels=ctx.settings.vision.max_pixels, grayscale=True, reduce=reduce)
+    result = read_sheet(gray, template, mark_fill=ctx.settings.vision.omr_mark_fill)
     result["template"] = source
     if key is not None:
         result["score"] = score(result["answers"], key, template.choices)
@@ -49,7 +52,7 @@ def handle(ctx: JobContext) -> dict[str, Any]:
     return result
 
 
-def read_sheet(gray: np.ndarray, template: Template) -> dict[str, Any]:
+def read_sheet(gray: np.ndarray, template: Template, mark_fill: float = bubbles.DEFAULT_MARK_FILL) -> dict[str, Any]:
     """Align, measure and decide every question and identifier digit of the page in `gray`."""
     alignment = align(gray, template)
     rows = [q.bubbles for q in template.questions] + list(template.identifier)
@@ -59,14 +62,17 @@ def read_sheet(gray: np.ndarray, template: Template) -> dict[str, Any]:
         raise PermanentError(
             ALIGNMENT_FAILED, "cannot align the sheet: no printed bubbles where the template places them"
         )
-    threshold = bubbles.sheet_threshold(measured.fills)
     readings: list[bubbles.RowReading] = []
     start = 0
     for row in rows:
-        readings.append(bubbles.decide(measured.fills[start : start + len(row)], threshold))
-        start += len(row)
+        end = start + len(row)
+        cut = slice(start, end)
+        readings.append(bubbles.decide(measured.fills[cut], mark_fill, measured.low[cut], measured.high[cut]))
+        start = end
     n_questions = len(template.questions)
     answers = [_answer(q.number, r, template.choices) for q, r in zip(template.questions, readings, strict=False)]
+    identifier = _identifier(readings[n_questions:]) if template.identifier else None
+    review = [a["question"] for a in answers if a["needs_review"]]
     return {
         "version": OMR_VERSION,
         "mode": alignment.mode,
@@ -75,8 +81,11 @@ def read_sheet(gray: np.ndarray, template: Template) -> dict[str, Any]:
         "orientation_deg": alignment.orientation_deg,
         "question_count": n_questions,
         "n_choices": len(template.choices),
-        "threshold": round(threshold, 3),
-        "identifier": _identifier(readings[n_questions:]) if template.identifier else None,
+        "threshold": round(mark_fill, 3),
+        "ink_level": round(measured.ink_level, 3),
+        "needs_review": bool(review) or bool(identifier and identifier["needs_review"]),
+        "review_questions": review,
+        "identifier": identifier,
         "answers": answers,
     }
 
@@ -87,6 +96,7 @@ def _answer(number: int, reading: bubbles.RowReading, choices: tuple[str, ...]) 
         "choice": choices[reading.marked[0]] if reading.status == "marked" else None,
         "status": reading.status,
         "confidence": reading.confidence,
+        "needs_review": reading.needs_review,
         "marked": [choices[i] for i in reading.marked],
     }
 
@@ -95,11 +105,13 @@ def _identifier(readings: list[bubbles.RowReading]) -> dict[str, Any]:
     digits = [str(r.marked[0]) if r.status == "marked" else None for r in readings]
     statuses = {r.status for r in readings}
     status = "read" if statuses == {"marked"} else "multiple" if "multiple" in statuses else "incomplete"
+    confidence = min(r.confidence for r in readings)
     return {
         "value": "".join(d or "" for d in digits) if status == "read" else None,
         "digits": digits,
         "status": status,
-        "confidence": min(r.confidence for r in readings),
+        "confidence": confidence,
+        "needs_review": status != "read" or confidence < bubbles.REVIEW_BELOW,
     }
 
 

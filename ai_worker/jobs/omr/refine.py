@@ -26,6 +26,12 @@ RELIABLE_SHARE = 0.5  # a ring response counts when at least half the typical bl
 
 def ring_offsets(canvas: np.ndarray, points: np.ndarray, radius_px: float) -> np.ndarray:
     """(n, 2) displacements in canvas pixels to add to `points` ((n, 2) canvas pixels)."""
+    # Only the part of the page holding bubbles is searched: the header and margins cost nothing.
+    pad = int(np.ceil((OUTSIDE[1] + PASSES * SEARCH) * radius_px)) + 4
+    x0, y0 = (max(0, (int(c) - pad) & ~1) for c in points.min(axis=0))
+    x1, y1 = (int(c) + pad for c in points.max(axis=0))
+    canvas = canvas[y0:y1, x0:x1]
+    points = points - np.array([x0, y0])
     # Work at half resolution: rings are still ~6 px in radius and the correlation costs a quarter.
     half = cv2.pyrDown(canvas)
     response = cv2.filter2D(255.0 - half.astype(np.float32), cv2.CV_32F, _ring_detector(radius_px / 2))

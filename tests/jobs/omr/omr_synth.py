@@ -1,7 +1,8 @@
 """Seeded generator of filled answer sheets with known ground truth, under scan and phone-photo conditions.
 
 Each sheet is the standard sheet rendered by ai_worker.jobs.omr.sheet, filled by a simulated student (pen or light
-pencil, sloppy marks, blanks, multiples, partial erasures that must read as blank), then captured under one of
+pencil, sloppy marks, marks cut by a chord or bitten on one side (a crescent) to 50-90 % of the bubble, blanks,
+multiples, partial erasures and stray dots that must read as blank), then captured under one of
 CONDITIONS: clean scan; scan skewed up to 5 degrees with noise; upside-down scan (JPEG 75); phone photo (camera
 tilt up to 20 degrees, slight lens distortion, gradient light and a soft shadow, blur, noise, JPEG 40); degraded
 scan (skew, blur, strong noise, uneven light, JPEG 40). The same seed always gives the same sheets.
@@ -21,7 +22,9 @@ from ai_worker.jobs.omr.template import Template
 
 CONDITIONS = ("clean", "rotated", "upside_down", "photo", "degraded")
 QUESTION_COUNTS = (25, 50, 100)
-P_BLANK, P_MULTIPLE, P_ERASURE = 0.1, 0.06, 0.15
+P_BLANK, P_MULTIPLE, P_ERASURE, P_DOT = 0.1, 0.06, 0.15, 0.05
+P_PARTIAL = 0.2  # a mark covering only PARTIAL_COVER of the bubble: still a mark (about half or more is one)
+PARTIAL_COVER = (0.5, 0.9)
 PEN_DARKNESS = (0.78, 0.95)
 PENCIL_DARKNESS = (0.35, 0.6)  # light pencil: a third to two thirds of full black
 ERASURE_RESIDUE = (0.04, 0.16)  # what a rubbed-out pencil mark leaves behind
@@ -38,6 +41,7 @@ class Truth:
     condition: str
     instrument: str  # "pen" or "pencil"
     erasures: int  # rubbed-out marks left on bubbles that must read as blank
+    partials: int = 0  # marks covering only part of their bubble
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ def make_sheet(rng: np.random.Generator, condition: str, *, dpi: int = 150) -> S
     level = rng.uniform(*(PENCIL_DARKNESS if instrument == "pencil" else PEN_DARKNESS))
 
     answers: list[tuple[int, ...]] = []
-    erasures = 0
+    erasures = partials = 0
     for question in template.questions:
         roll = rng.random()
         if roll < P_BLANK:
@@ -77,18 +81,22 @@ def make_sheet(rng: np.random.Generator, condition: str, *, dpi: int = 150) -> S
             chosen = (int(rng.integers(choices)),)
         answers.append(chosen)
         for i in chosen:
-            _mark(page, place.point(*question.bubbles[i]), radius, level, instrument, rng)
+            partial = rng.random() < P_PARTIAL
+            partials += partial
+            _mark(page, place.point(*question.bubbles[i]), radius, level, instrument, rng, partial=partial)
         unmarked = [i for i in range(choices) if i not in chosen]
         if instrument == "pencil" and unmarked and rng.random() < P_ERASURE:
             _erasure(page, place.point(*question.bubbles[int(rng.choice(unmarked))]), radius, rng)
             erasures += 1
+        elif unmarked and rng.random() < P_DOT:
+            _dot(page, place.point(*question.bubbles[int(rng.choice(unmarked))]), radius, level, rng)
     identifier = "".join(str(d) for d in rng.integers(0, 10, size=len(template.identifier)))
     for column, digit in zip(template.identifier, identifier, strict=True):
         _mark(page, place.point(*column[int(digit)]), radius, level, instrument, rng)
 
     image, encoding = _capture(page, condition, rng)
     encoded = _encode(image, encoding)
-    truth = Truth(tuple(answers), identifier, condition, instrument, erasures)
+    truth = Truth(tuple(answers), identifier, condition, instrument, erasures, partials)
     return Sheet(data=encoded, truth=truth, questions=questions, choices=choices)
 
 
@@ -128,19 +136,61 @@ def _mark(
     level: float,
     instrument: str,
     rng: np.random.Generator,
+    *,
+    partial: bool = False,
 ) -> None:
     reach = int(radius * 1.4)
     ys, xs, cx, cy = _patch(page, centre, reach)
     sloppy = rng.random() < 0.12
-    axes = radius * (rng.uniform(0.62, 0.78, 2) if sloppy else rng.uniform(0.8, 1.0, 2))
-    jitter = rng.normal(0, 0.07 * radius, 2)
+    axes = radius * (rng.uniform(0.74, 0.84, 2) if sloppy else rng.uniform(0.85, 1.0, 2))
+    if partial:  # a full disc cut by a chord: the cut sets the covered share
+        axes = radius * rng.uniform(0.97, 1.05, 2)
+    jitter = rng.normal(0, 0.05 * radius, 2)
     mask = _ellipse_mask(2 * reach + 1, cx + jitter[0], cy + jitter[1], (axes[0], axes[1]), rng.uniform(0, 180))
+    if partial and rng.random() < 0.5:
+        mask *= _chord_cut(mask.shape[0], cx, cy, radius, rng.uniform(*PARTIAL_COVER), rng.uniform(0, 2 * np.pi))
+    elif partial:
+        mask *= _bite(mask.shape[0], cx, cy, radius, rng.uniform(*PARTIAL_COVER), rng)
     darkness = level * rng.uniform(0.9, 1.08)
     if instrument == "pencil":
         # Graphite leaves a grainy stroke texture.
         grain = cv2.GaussianBlur(rng.normal(1.0, 0.25, mask.shape).astype(np.float32), (0, 0), 0.8)
         mask *= np.clip(grain, 0.4, 1.4)
     page[ys, xs] *= 1.0 - np.clip(darkness * mask, 0.0, 0.97)
+
+
+def _chord_cut(size: int, cx: float, cy: float, radius: float, cover: float, angle: float) -> np.ndarray:
+    """1 on the side of a chord that leaves `cover` of the bubble's disc, soft over one pixel."""
+    # Area of a disc segment of depth h (in radii) over the disc's: solve for the depth giving `cover`.
+    depths = np.linspace(0.0, 2.0, 401)
+    theta = 2 * np.arccos(np.clip(1 - depths, -1, 1))
+    share = (theta - np.sin(theta)) / (2 * np.pi)
+    depth = float(np.interp(cover, share, depths))
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    along = (xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle)
+    return np.clip((depth - 1) * radius - along + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def _bite(size: int, cx: float, cy: float, radius: float, cover: float, rng: np.random.Generator) -> np.ndarray:
+    """0 inside a disc bitten out of one side of the bubble, sized so that `cover` of the bubble stays: a crescent
+    of ink along the ring."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    angle, shift = rng.uniform(0, 2 * np.pi), rng.uniform(0.25, 0.7) * radius
+    bx, by = cx + shift * np.cos(angle), cy + shift * np.sin(angle)
+    bubble = np.hypot(xx - cx, yy - cy) <= radius
+    gap = np.hypot(xx - bx, yy - by)
+    bite = float(np.quantile(gap[bubble], 1.0 - cover))  # the bite radius leaving `cover` of the bubble
+    return np.clip(gap - bite + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def _dot(page: np.ndarray, centre: tuple[float, float], radius: float, level: float, rng: np.random.Generator) -> None:
+    """A stray pencil or pen dot, a tenth of the bubble or less, somewhere on it."""
+    reach = int(radius * 1.4)
+    ys, xs, cx, cy = _patch(page, centre, reach)
+    where = rng.normal(0, 0.4 * radius, 2)
+    size = radius * rng.uniform(0.12, 0.3)
+    mask = _ellipse_mask(2 * reach + 1, cx + where[0], cy + where[1], (size, size * rng.uniform(0.6, 1.0)), 0.0)
+    page[ys, xs] *= 1.0 - np.clip(level * mask, 0.0, 0.97)
 
 
 def _erasure(page: np.ndarray, centre: tuple[float, float], radius: float, rng: np.random.Generator) -> None:

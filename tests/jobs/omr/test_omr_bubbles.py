@@ -1,4 +1,4 @@
-"""The bubble decisions (adaptive threshold, dominance, confidence) and the ring-based position refinement."""
+"""The filled-fraction measure, the bubble decisions (threshold, confidence, needs_review) and the ring refinement."""
 
 from __future__ import annotations
 
@@ -13,24 +13,43 @@ from ai_worker.jobs.omr.refine import ring_offsets
 from ai_worker.jobs.omr.sheet import render_sheet
 
 
-def _sheet(marks: float, blanks: int = 200, residue: float | None = None) -> np.ndarray:
-    fills = [marks] * 30 + [0.02] * blanks + ([residue] * 5 if residue is not None else [])
-    return np.array(fills)
+def _interior(radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets of a bubble's counted interior and which of them lie in the edge annulus."""
+    offsets = bubbles._disc(0.0, bubbles.INTERIOR * radius)
+    return offsets, np.hypot(offsets[:, 0], offsets[:, 1]) >= bubbles.EDGE * radius
 
 
-def test_threshold_follows_light_pencil_but_never_drops_below_the_floor() -> None:
-    assert bubbles.sheet_threshold(_sheet(0.5)) == pytest.approx(0.25)
-    assert bubbles.sheet_threshold(_sheet(0.3)) == bubbles.FLOOR
+def _fills(masks: list[np.ndarray], darkness: float, edge: np.ndarray) -> np.ndarray:
+    inner = np.array([m * darkness for m in masks], dtype=np.float32)
+    return bubbles._filled(inner, edge, bubbles.ink_level(inner))
 
 
-def test_threshold_on_a_pen_sheet_ignores_faint_smudges() -> None:
-    threshold = bubbles.sheet_threshold(_sheet(0.9, residue=0.3))
-    assert threshold == bubbles.CEILING
-    assert bubbles.decide(np.array([0.3, 0.02, 0.01, 0.03]), threshold).status == "blank"
+@pytest.mark.parametrize("darkness", [0.9, 0.35], ids=["pen", "light-pencil"])
+def test_filled_fraction_counts_area_not_darkness(darkness: float) -> None:
+    offsets, edge = _interior(12.0)
+    x, y = offsets[:, 0].astype(float), offsets[:, 1].astype(float)
+    full = np.ones(len(offsets))
+    half_moon = (x <= 0).astype(float)  # a chord through the centre: half the bubble
+    crescent = (np.hypot(x - 6, y) >= 8).astype(float)  # hugs one side of the ring
+    dot = (np.hypot(x - 3, y + 2) <= 3).astype(float)  # a stray dot
+    fills = _fills([full, half_moon, crescent, dot, np.zeros(len(offsets))], darkness, edge)
+    assert fills[0] == pytest.approx(1.0)
+    assert fills[1] == pytest.approx(0.5, abs=0.05)
+    assert 0.4 <= fills[2] <= 0.8
+    assert fills[3] < 0.15
+    assert fills[4] == 0.0
 
 
-def test_blank_sheet_has_the_floor_as_threshold() -> None:
-    assert bubbles.sheet_threshold(np.full(50, 0.05)) == bubbles.FLOOR
+def test_erasure_residue_is_not_ink_on_a_pencil_sheet() -> None:
+    offsets, edge = _interior(12.0)
+    full = np.ones(len(offsets))
+    masks = [full] * 20 + [full * 0.25]  # 20 pencil marks at 0.5, one rubbed down to a quarter of their darkness
+    fills = _fills(masks, 0.5, edge)
+    assert fills[0] == pytest.approx(1.0) and fills[-1] == 0.0
+
+
+def test_ink_level_of_a_blank_sheet_is_the_default() -> None:
+    assert bubbles.ink_level(np.full((50, 100), 0.03, np.float32)) == bubbles.DEFAULT_INK_LEVEL
 
 
 @pytest.mark.parametrize(
@@ -38,21 +57,36 @@ def test_blank_sheet_has_the_floor_as_threshold() -> None:
     [
         ([0.9, 0.02, 0.03, 0.01], "marked", (0,)),
         ([0.02, 0.03, 0.01, 0.05], "blank", ()),
-        ([0.5, 0.45, 0.02, 0.03], "multiple", (0, 1)),
-        ([0.5, 0.25, 0.02, 0.03], "marked", (0,)),  # 0.25 < 0.6 * 0.5: an erasure leftover next to a firm mark
-        ([0.05, 0.4, 0.38, 0.41, 0.02], "multiple", (1, 2, 3)),
+        ([0.95, 0.5, 0.02, 0.03], "multiple", (0, 1)),  # a half-filled second choice is a mark too
+        ([0.55, 0.12, 0.02, 0.03], "marked", (0,)),  # a half fill alone; a dot next to it is not a mark
+        ([0.05, 0.6, 0.45, 0.9, 0.02], "multiple", (1, 2, 3)),
     ],
 )
 def test_row_decisions(fills: list[float], status: str, marked: tuple[int, ...]) -> None:
-    reading = bubbles.decide(np.array(fills), threshold=0.2)
+    reading = bubbles.decide(np.array(fills), mark_fill=0.4)
     assert (reading.status, reading.marked) == (status, marked)
 
 
 def test_confidence_is_low_near_the_threshold_and_full_far_from_it() -> None:
-    near = bubbles.decide(np.array([0.22, 0.01, 0.02, 0.0]), threshold=0.2)
-    far = bubbles.decide(np.array([0.8, 0.01, 0.02, 0.0]), threshold=0.2)
+    near = bubbles.decide(np.array([0.44, 0.01, 0.02, 0.0]), mark_fill=0.4)
+    far = bubbles.decide(np.array([0.9, 0.01, 0.02, 0.0]), mark_fill=0.4)
     assert near.status == far.status == "marked"
-    assert 0.5 <= near.confidence < 0.6 and far.confidence == 1.0
+    assert 0.5 <= near.confidence < 0.6 and near.needs_review
+    assert far.confidence == 1.0 and not far.needs_review
+
+
+def test_a_reading_that_depends_on_the_ink_level_needs_review() -> None:
+    fills = np.array([0.9, 0.05, 0.05])
+    unstable = bubbles.decide(fills, 0.4, low=np.array([0.9, 0.05, 0.05]), high=np.array([0.9, 0.45, 0.05]))
+    stable = bubbles.decide(fills, 0.4, low=fills, high=fills)
+    assert unstable.needs_review and unstable.confidence <= bubbles.UNSTABLE_CONFIDENCE
+    assert not stable.needs_review
+
+
+def test_the_threshold_is_the_setting() -> None:
+    fills = np.array([0.55, 0.02, 0.01])
+    assert bubbles.decide(fills, mark_fill=0.4).status == "marked"
+    assert bubbles.decide(fills, mark_fill=0.6).status == "blank"
 
 
 @pytest.fixture(scope="module")

@@ -55,13 +55,20 @@ def _expected(question: int) -> tuple[str, list[str]]:
 
 def _assert_reads_filled(result: dict[str, Any]) -> None:
     assert result["aligned"] is True and result["alignment_method"] == "fiducials"
-    assert result["identifier"] == {"value": STUDENT, "digits": list(STUDENT), "status": "read", "confidence": 1.0}
+    assert result["identifier"] == {
+        "value": STUDENT,
+        "digits": list(STUDENT),
+        "status": "read",
+        "confidence": 1.0,
+        "needs_review": False,
+    }
+    assert result["needs_review"] is False and result["review_questions"] == []
     assert [a["question"] for a in result["answers"]] == list(range(1, 31))
     for answer in result["answers"]:
         status, marks = _expected(answer["question"])
         assert (answer["status"], answer["marked"]) == (status, marks), answer
         assert answer["choice"] == (marks[0] if status == "marked" else None)
-        assert 0.9 <= answer["confidence"] <= 1.0
+        assert 0.9 <= answer["confidence"] <= 1.0 and answer["needs_review"] is False
 
 
 def test_clean_scan_is_read_exactly(filled: Image.Image) -> None:
