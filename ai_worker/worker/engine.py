@@ -200,8 +200,8 @@ class Engine:
         poller.stop_receiving.set()
         poller.join(self.settings.wait_time_s + POLL_JOIN_MARGIN_S)
         self._intake()
-        killed = pool.kill_busy()
-        self._release([self.running.pop(key).message for key in killed], "drain deadline")
+        killed = [self.running.pop(key, None) for key in pool.kill_busy()]
+        self._release([job.message for job in killed if job is not None], "drain deadline")
         self._release([job.message for job in self.pending], "worker stopping")
         self.pending.clear()
         # Whatever is still leased was received but never settled (e.g. the loop failed while taking it in):
