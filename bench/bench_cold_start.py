@@ -6,8 +6,8 @@ exists. The job's handler is a no-op, so what is measured is the worker's own st
 the job process's spawn and imports, the first receive, the idempotency check and the result write. It also
 reports whether torch was imported by the worker process (the lite path must not), and the CPU seconds the
 worker and its job process had used when the result appeared: on a busy machine the wall time stretches with
-contention while the CPU time does not, and on an idle machine with two or more cores the two are close (the
-job process's start overlaps the worker's first receive).
+contention while the CPU time does not (most of the start is the two processes' imports, which run one after the
+other, so on an idle machine the wall time should come close to the CPU time).
 
     python bench/bench_cold_start.py [--runs 3]
 """
@@ -106,7 +106,7 @@ def main() -> int:
     print(f"process start -> first lite job done: {', '.join(f'{t:.2f}' for t in times)} s wall")
     print(
         f"CPU of the worker and its job process by then: {', '.join(f'{t:.2f}' for t in cpu)} s "
-        "(the wall figure on an idle machine; contention stretches the wall time, not this)"
+        "(contention stretches the wall time, not the CPU time)"
     )
     torch = any(r["torch_imported"] for r in runs)
     print(f"median {statistics.median(times):.2f} s (target <= 1.5 s); torch imported: {torch}")
