@@ -46,8 +46,8 @@ def _admin_session(settings: Settings) -> Iterator[tuple[Settings, Any]]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from ai_worker.admin import AdminError
-    from ai_worker.broker.local import LocalBackendError, open_backend
-    from ai_worker.broker.sqs import make_clients
+    from ai_worker.aws import make_clients
+    from ai_worker.local_backend import LocalBackendError, open_backend
 
     try:
         with open_backend(settings, announce=False, attach_only=True) as active:
@@ -57,7 +57,7 @@ def _admin_session(settings: Settings) -> Iterator[tuple[Settings, Any]]:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from ai_worker.broker.local import LocalBackendError, open_backend
+    from ai_worker.local_backend import LocalBackendError, open_backend
 
     if args.tier:
         message = "`ai-worker run --tier` is deprecated: use --kind (tiers are lite/basic/premium; kinds cpu/gpu)"

@@ -67,6 +67,12 @@ def _comma_list(value: Any) -> Any:
     return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
 
 
+def _folder_prefixes(value: Any) -> Any:
+    """Comma-separated key prefixes, each ending in "/" (a prefix names a folder, never part of a name)."""
+    items = _comma_list(value)
+    return tuple(p if p.endswith("/") else p + "/" for p in items) if isinstance(items, tuple) else items
+
+
 @dataclass(frozen=True)
 class InputSettings:
     """Fetching job inputs (presigned URLs and S3 keys)."""
@@ -82,6 +88,16 @@ class InputSettings:
     bucket: Annotated[
         str | None, Field(description="Bucket of `payload.s3_key` inputs; the results bucket when unset.")
     ] = None
+    # --- tenant isolation (engine) ---
+    shared_prefixes: Annotated[
+        tuple[str, ...],
+        NoDecode,
+        BeforeValidator(_folder_prefixes),
+        Field(
+            description="Comma-separated key prefixes every tenant's `s3_key` may use besides `inputs/<tenant>/` "
+            "(e.g. `shared/samples/`); none by default."
+        ),
+    ] = ()
 
 
 @dataclass(frozen=True)
@@ -256,6 +272,16 @@ class Settings:
     metrics_namespace: Annotated[str, Field(description="CloudWatch (EMF) metrics namespace.")] = "AiWorker"
     allow_gpu_fallback: Annotated[bool, Field(description="Let a gpu worker start without a CUDA device.")] = False
     image: Annotated[str, Field(description="Image tag reported in result documents.")] = "dev"
+    # --- engine throughput ---
+    prefetch_max: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=100,
+            description="Messages held beyond the slots when jobs are short (sized from recent job times; "
+            "0: receive only for free slots).",
+        ),
+    ] = 10
     inputs: InputSettings = field(default_factory=InputSettings)
     vision: VisionSettings = field(default_factory=VisionSettings)
     ocr: OcrSettings = field(default_factory=OcrSettings)

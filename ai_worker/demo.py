@@ -174,8 +174,8 @@ def _demo_settings(settings: Settings, demo_jobs: list[DemoJob]) -> Settings:
 def run_samples(settings: Settings, demo_jobs: list[DemoJob], timeout_s: float) -> list[Row]:
     """Start a local backend and the workers, submit every sample, and return one row per sample."""
     from ai_worker import admin
-    from ai_worker.broker.local import open_backend
-    from ai_worker.broker.sqs import make_clients
+    from ai_worker.aws import make_clients
+    from ai_worker.local_backend import open_backend
 
     kinds: list[WorkerKind] = [k for k in ("cpu", "gpu") if any(d.tier in WORKER_TIERS[k] for d in demo_jobs)]
     rows: list[Row] = []

@@ -15,8 +15,8 @@ import sys
 from typing import Any
 
 import ai_worker
-from ai_worker.broker.local import aws_configuration, resolve_backend
 from ai_worker.config import Settings
+from ai_worker.local_backend import aws_configuration, resolve_backend
 
 FFMPEG_PROBE_TIMEOUT_S = 10.0
 CUDA_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")

@@ -7,7 +7,20 @@ downstream). The worker turns the first into a `failed` result and the second in
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """An error as it travels (job process -> worker -> result document): {code, message, retryable}."""
+
+    code: str
+    message: str
+    retryable: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class JobError(Exception):
@@ -22,8 +35,11 @@ class JobError(Exception):
         # A hint from the downstream (e.g. HTTP Retry-After) the worker may use for the backoff.
         self.retry_after_s = retry_after_s
 
+    def info(self) -> ErrorInfo:
+        return ErrorInfo(self.code, self.message, self.retryable)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "retryable": self.retryable}
+        return self.info().to_dict()
 
 
 class PermanentError(JobError):
@@ -48,7 +64,9 @@ INPUT_EXPIRED = "input_url_expired"
 INPUT_TOO_LARGE = "input_too_large"
 INPUT_NOT_FOUND = "input_not_found"
 INPUT_URL_REFUSED = "input_url_refused"
+INPUT_KEY_REFUSED = "input_key_refused"  # an s3_key outside the job's own tenant prefix (or a shared one)
 INPUT_FETCH_FAILED = "input_fetch_failed"
+JOB_EXPIRED = "expired"  # received after the envelope's expires_at: acknowledged without running
 JOB_TIMEOUT = "job_timeout"
 JOB_OUT_OF_MEMORY = "job_out_of_memory"
 JOB_CRASHED = "job_crashed"

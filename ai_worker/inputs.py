@@ -39,6 +39,7 @@ MAX_REDIRECTS: Final = 3  # presigned S3 URLs do not redirect; a few hops cover 
 ERROR_BODY_BYTES: Final = 64 * 1024  # enough of an error response to recognise S3's "Request has expired"
 EXPIRED_MARKERS: Final = ("request has expired", "<code>expiredtoken</code>", "token has expired")
 _SIGV4_DATE: Final = "%Y%m%dT%H%M%SZ"
+INPUT_PREFIX: Final = "inputs/"  # inputs/<tenant>/...: the only keys a tenant's jobs may read (with shared prefixes)
 
 
 def load_input(env: Envelope, settings: Settings, s3: Any) -> bytes:
@@ -48,8 +49,34 @@ def load_input(env: Envelope, settings: Settings, s3: Any) -> bytes:
     if isinstance(url, str) and url:
         return fetch_url(url, settings.inputs)
     if isinstance(key, str) and key:
+        check_input_key(env, settings.inputs)
         return fetch_s3(s3, settings.inputs.bucket or settings.results_bucket, key, settings.inputs.max_bytes)
     raise PermanentError(errors.INVALID_INPUT, "payload has neither download_url nor s3_key")
+
+
+def tenant_input_prefix(tenant: str) -> str:
+    """Where a tenant's inputs live in the input bucket (`ai-worker submit --file` uploads there)."""
+    return f"{INPUT_PREFIX}{tenant}/"
+
+
+def check_input_key(env: Envelope, inputs: InputSettings) -> None:
+    """Tenant isolation: a `payload.s3_key` must lie under the job's own `inputs/<tenant>/` or a configured shared
+    prefix, and may not contain empty, `.` or `..` segments; otherwise `input_key_refused` (permanent).
+    Jobs without an `s3_key` pass."""
+    url, key = env.payload.get("download_url"), env.payload.get("s3_key")
+    if (isinstance(url, str) and url) or key is None:
+        return  # a download_url wins over s3_key (see `load_input`); no key, nothing to check
+    if not isinstance(key, str) or not key:
+        raise PermanentError(errors.INPUT_KEY_REFUSED, "payload.s3_key must be a non-empty string")
+    segments = key.split("/")
+    if any(s in ("", ".", "..") for s in segments[:-1]) or segments[-1] in ("", ".", ".."):
+        raise PermanentError(errors.INPUT_KEY_REFUSED, f"s3_key {key[:200]!r} has empty, '.' or '..' segments")
+    allowed = (tenant_input_prefix(env.tenant), *inputs.shared_prefixes)
+    if not key.startswith(allowed):
+        raise PermanentError(
+            errors.INPUT_KEY_REFUSED,
+            f"s3_key {key[:200]!r} is outside this tenant's inputs ({' or '.join(allowed)})",
+        )
 
 
 # --- presigned URLs ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any, Final
 
-log = logging.getLogger("ai_worker.metrics")
+log = logging.getLogger(__name__)
 
 OUTCOME_METRICS: Final[dict[str, str]] = {
     "done": "JobsDone",

@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Final
 
-log = logging.getLogger("ai_worker.protection")
+log = logging.getLogger(__name__)
 
 EXPIRES_IN_MINUTES: Final = 60  # the agent accepts 1..2880; renewed while busy, so a crash frees the task soon
 RENEW_AFTER_S: Final = 45 * 60  # renew with a quarter of the expiry to spare

@@ -1,12 +1,16 @@
-"""Engine overhead: jobs/s and SQS API calls per job for no-op jobs, at concurrency 1 and N.
+"""Engine overhead: jobs/s, SQS and S3 calls per job for no-op jobs, the worker beside a previous-worker-style loop.
 
 Starts a moto server on 127.0.0.1 (nothing leaves the machine), creates the queues and bucket, warms the job
-processes with one job, then enqueues --jobs no-op jobs and times the worker until every result document exists.
-SQS calls are counted with a botocore event hook on the worker's own session (receive, delete batches,
-visibility changes, result notices); the job processes' S3 calls (a HEAD and a conditional PUT per job) are
-constant and not counted here.
+processes with a few jobs (which also times the job type, so prefetch is sized), then enqueues --jobs no-op jobs
+and times the worker until every result document exists. SQS calls are counted with a botocore event hook on the
+worker's own session (receives, delete batches, visibility changes, result notices); S3 calls (the job processes'
+idempotency GET and conditional PUT) are counted from the moto server's request log.
 
-    python bench/bench_noop.py [--jobs 100] [--concurrency 1 4]
+The baseline is a loop in the style of the platform's previous worker, run in the same process against the same
+server with the same number of threads: one message per receive, a lease-extender thread per message, the
+result written to S3, a delete per message.
+
+    python bench/bench_noop.py [--jobs 200] [--concurrency 1 2] [--no-baseline]
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from typing import Any
 
 import boto3
 
-from ai_worker.broker.sqs import Clients, ensure_queue, make_clients
+from ai_worker.aws import Clients, make_clients
 from ai_worker.config import Settings
+from ai_worker.provisioning import ensure_queue
 from ai_worker.tiers import TIERS
 from ai_worker.worker import run_worker
 
@@ -57,6 +62,23 @@ def start_moto() -> Any:
     return server
 
 
+class S3Requests(logging.Handler):
+    """Counts S3 requests on one bucket from the moto server's request log (werkzeug), listings excluded."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.bucket = ""
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = record.getMessage()
+        if self.bucket and f" /{self.bucket}/" in line and "list-type" not in line:
+            self.count += 1
+
+
+S3_LOG = S3Requests()
+
+
 def count_results(clients: Clients, settings: Settings) -> int:
     pages = clients.s3.get_paginator("list_objects_v2").paginate(
         Bucket=settings.results_bucket, Prefix=settings.results_prefix
@@ -71,6 +93,14 @@ def send_jobs(clients: Clients, settings: Settings, n: int) -> None:
     for start in range(0, n, 10):
         entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])]
         clients.sqs.send_message_batch(QueueUrl=url, Entries=entries)
+
+
+WARM_JOBS = 5
+
+
+def wait_results(clients: Clients, settings: Settings, n: int) -> None:
+    while count_results(clients, settings) < n:
+        time.sleep(0.2)
 
 
 def run(slots: int, jobs: int, heartbeat_dir: str) -> dict[str, Any]:
@@ -101,45 +131,122 @@ def run(slots: int, jobs: int, heartbeat_dir: str) -> dict[str, Any]:
         daemon=True,
     )
     worker.start()
-    send_jobs(admin, settings, 1)  # warm-up: job processes started, handler imported
-    while count_results(admin, settings) < 1:
-        time.sleep(0.05)
+    send_jobs(admin, settings, WARM_JOBS)  # warm-up: job processes started, handler imported, job type timed
+    wait_results(admin, settings, WARM_JOBS)
+    time.sleep(1.0)  # the warm-up's deletes and notices are flushed before counting starts
+    S3_LOG.bucket, S3_LOG.count = settings.results_bucket, 0
     send_jobs(admin, settings, jobs)
     calls.clear()
     started = time.perf_counter()
-    while count_results(admin, settings) < jobs + 1:
-        time.sleep(0.05)
+    wait_results(admin, settings, jobs + WARM_JOBS)
     elapsed = time.perf_counter() - started
     measured = dict(calls)
+    s3_calls = S3_LOG.count
     stop.set()
     worker.join(30)
     total = sum(measured.values())
     return {
+        "loop": "worker",
         "slots": slots,
         "jobs": jobs,
         "seconds": round(elapsed, 2),
         "jobs_per_s": round(jobs / elapsed, 1),
         "sqs_calls_per_job": round(total / jobs, 2),
+        "s3_calls_per_job": round(s3_calls / jobs, 2),
+        "calls": measured,
+    }
+
+
+def baseline(slots: int, jobs: int) -> dict[str, Any]:
+    """The previous worker's loop: per message one receive, an extender thread, a result PUT and a delete."""
+    prefix = f"p{uuid.uuid4().hex[:8]}"
+    queue, bucket = f"{prefix}-basic", f"{prefix}-results"
+    settings = Settings(results_bucket=bucket, wait_time_s=1)
+    admin = make_clients(settings)
+    url = ensure_queue(admin.sqs, queue, dlq_name=queue + "-dlq", visibility_timeout_s=60)
+    admin.s3.create_bucket(Bucket=bucket)
+    session = boto3.session.Session()
+    calls: Counter[str] = Counter()
+    session.events.register("before-call.sqs", lambda model, **_: calls.update([model.name]))
+    sqs, s3 = session.client("sqs"), session.client("s3")
+    done = threading.Event()
+
+    def extend(receipt: str, finished: threading.Event) -> None:
+        while not finished.wait(20):
+            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=60)
+
+    def consume() -> None:
+        while not done.is_set():
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=1, VisibilityTimeout=60)
+            for m in got.get("Messages", []):
+                finished = threading.Event()
+                threading.Thread(target=extend, args=(m["ReceiptHandle"], finished), daemon=True).start()
+                job = json.loads(m["Body"])
+                result = json.dumps({"job_id": job["job_id"], "status": "done", "result": noop(None)})
+                s3.put_object(Bucket=bucket, Key=f"results/{job['tenant_id']}/{job['job_id']}.json", Body=result)
+                finished.set()
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+    body = {"job_type": "ocr", "tier": "basic", "tenant_id": "bench", "payload": {}}
+    for start in range(0, jobs, 10):
+        entries = [{"Id": str(i), "MessageBody": json.dumps({"job_id": uuid.uuid4().hex, **body})} for i in range(10)]
+        admin.sqs.send_message_batch(QueueUrl=url, Entries=entries[: jobs - start])
+    S3_LOG.bucket, S3_LOG.count = bucket, 0
+    threads = [threading.Thread(target=consume, daemon=True) for _ in range(slots)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    while count_results(admin, settings) < jobs:
+        time.sleep(0.2)
+    elapsed = time.perf_counter() - started
+    done.set()
+    measured = dict(calls)
+    for t in threads:
+        t.join(10)
+    return {
+        "loop": "baseline",
+        "slots": slots,
+        "jobs": jobs,
+        "seconds": round(elapsed, 2),
+        "jobs_per_s": round(jobs / elapsed, 1),
+        "sqs_calls_per_job": round(sum(measured.values()) / jobs, 2),
+        "s3_calls_per_job": round(S3_LOG.count / jobs, 2),
         "calls": measured,
     }
 
 
 def main() -> int:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log would drown the figures
+    werkzeug = logging.getLogger("werkzeug")  # moto's request log: counted, never printed
+    werkzeug.setLevel(logging.INFO)
+    werkzeug.propagate = False
+    werkzeug.handlers = [S3_LOG]
+    logging.getLogger("ai_worker").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, os.cpu_count() or 2])
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--no-baseline", action="store_true", help="only the worker")
     args = parser.parse_args()
     server = start_moto()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            print(f"{'slots':>5} {'jobs':>5} {'seconds':>8} {'jobs/s':>7} {'SQS calls/job':>14}  calls by operation")
+            print(
+                f"{'loop':>8} {'slots':>5} {'jobs':>5} {'seconds':>8} {'jobs/s':>7} {'SQS calls/job':>14} "
+                f"{'S3 calls/job':>13}  SQS calls by operation"
+            )
             for slots in args.concurrency:
-                r = run(slots, args.jobs, tmp)
-                print(
-                    f"{r['slots']:>5} {r['jobs']:>5} {r['seconds']:>8} {r['jobs_per_s']:>7} "
-                    f"{r['sqs_calls_per_job']:>14}  {json.dumps(r['calls'], sort_keys=True)}"
-                )
+                rows = [run(slots, args.jobs, tmp)]
+                if not args.no_baseline:
+                    rows.append(baseline(slots, args.jobs))
+                for r in rows:
+                    print(
+                        f"{r['loop']:>8} {r['slots']:>5} {r['jobs']:>5} {r['seconds']:>8} {r['jobs_per_s']:>7} "
+                        f"{r['sqs_calls_per_job']:>14} {r['s3_calls_per_job']:>13}  "
+                        + json.dumps(r["calls"], sort_keys=True)
+                    )
+                if len(rows) == 2:
+                    speed = rows[0]["jobs_per_s"] / rows[1]["jobs_per_s"]
+                    calls = rows[0]["sqs_calls_per_job"] / rows[1]["sqs_calls_per_job"]
+                    print(f"{'ratio':>8} {slots:>5}: worker/baseline jobs/s x{speed:.1f}, SQS calls/job x{calls:.2f}")
                 sys.stdout.flush()
     finally:
         server.stop()

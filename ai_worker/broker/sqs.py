@@ -1,71 +1,51 @@
-"""The SQS backend of `ai_worker.broker.Broker`, on boto3.
+"""The SQS backend of `ai_worker.broker.Broker`, over boto3 clients (`ai_worker.aws.make_clients`).
 
-AWS settings come only from the SDK's own chain (credentials, `AWS_REGION`, `AWS_ENDPOINT_URL[_SQS|_S3]`), and
-AWS calls are retried by botocore's `standard` retry mode (or whatever `AWS_RETRY_MODE` says), never by loops of
-our own. Deletes, visibility changes and notifications are sent in batches of up to 10 (the SQS batch limit).
+Deletes, visibility changes and notifications are sent in batches of up to 10 (the SQS batch limit). Long polls
+go through their own client (`Clients.sqs_receive`) whose read timeout is sized to the wait.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
-import boto3
-from botocore.config import Config
+from ai_worker.aws import Clients
+from ai_worker.broker import MAX_BATCH, BrokerError, Message
 
-from ai_worker.broker import Message
-from ai_worker.config import Settings
+log = logging.getLogger(__name__)
 
-log = logging.getLogger("ai_worker.broker.sqs")
-
-MAX_BATCH: Final = 10  # SQS ReceiveMessage / *Batch limit
-CONNECT_TIMEOUT_S: Final = 10
-READ_TIMEOUT_S: Final = 60  # above the 20 s long poll
-RETENTION_S: Final = 14 * 24 * 3600  # SQS maximum: a backlog survives a two-week outage
 SYSTEM_ATTRIBUTES: Final = ["ApproximateReceiveCount", "SentTimestamp"]
 _ATTRIBUTE_VALUE_KEYS: Final = ("DataType", "StringValue", "BinaryValue")  # what SendMessage accepts back
-
-
-@dataclass(frozen=True)
-class Clients:
-    """The boto3 clients the worker uses; thread-safe, shared by the loop and the poller."""
-
-    sqs: Any
-    s3: Any
-
-
-def client_config() -> Config:
-    """Timeouts sized for long polling; botocore's standard retries unless AWS_RETRY_MODE chooses otherwise."""
-    retries: Any = None if os.environ.get("AWS_RETRY_MODE") else {"mode": "standard"}
-    return Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S, retries=retries)
-
-
-def make_clients(settings: Settings, session: boto3.session.Session | None = None) -> Clients:
-    """SQS and S3 clients from the SDK chain. Pass a `session` to hook botocore events (e.g. to count calls)."""
-    session = session or boto3.session.Session()
-    config = client_config()
-    return Clients(sqs=session.client("sqs", config=config), s3=session.client("s3", config=config))
-
-
-def _chunks(items: Sequence[Any], size: int = MAX_BATCH) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class SqsBroker:
     """`Broker` over an SQS client; queue URLs are looked up once per name and cached."""
 
-    def __init__(self, sqs: Any) -> None:
+    max_batch = MAX_BATCH
+
+    def __init__(self, sqs: Any, receive_sqs: Any = None) -> None:
         self.sqs = sqs
+        self.receive_sqs = receive_sqs or sqs
         self._urls: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_clients(cls, clients: Clients) -> SqsBroker:
+        return cls(clients.sqs, clients.sqs_receive)
+
+    def check(self, queues: Collection[str]) -> None:
+        missing: list[str] = []
+        for queue in queues:
+            try:
+                self.url(queue)
+            except Exception as exc:
+                missing.append(f"{queue} ({exc})")
+        if missing:
+            raise BrokerError(f"cannot use queue(s): {'; '.join(missing)}")
 
     def url(self, queue: str) -> str:
         with self._lock:
@@ -74,7 +54,7 @@ class SqsBroker:
             return self._urls[queue]
 
     def receive(self, queue: str, *, max_messages: int, wait_time_s: int, visibility_s: int) -> list[Message]:
-        response = self.sqs.receive_message(
+        response = self.receive_sqs.receive_message(
             QueueUrl=self.url(queue),
             MaxNumberOfMessages=max(1, min(MAX_BATCH, max_messages)),
             WaitTimeSeconds=wait_time_s,
@@ -109,7 +89,8 @@ class SqsBroker:
             by_queue[message.queue].append((message, extra))
         refused: list[Message] = []
         for queue, queue_items in by_queue.items():
-            for chunk in _chunks(queue_items):
+            for start in range(0, len(queue_items), MAX_BATCH):
+                chunk = queue_items[start : start + MAX_BATCH]
                 entries = [
                     {"Id": str(i), "ReceiptHandle": m.receipt_handle, **extra} for i, (m, extra) in enumerate(chunk)
                 ]
@@ -136,37 +117,18 @@ class SqsBroker:
             QueueUrl=self.url(queue), MessageBody=body, **({"MessageAttributes": clean} if clean else {})
         )
 
-    def send_many(self, queue: str, bodies: Sequence[str]) -> None:
-        for chunk in _chunks(bodies):
+    def send_many(self, queue: str, bodies: Sequence[str]) -> list[int]:
+        refused: list[int] = []
+        for start in range(0, len(bodies), MAX_BATCH):
+            chunk = bodies[start : start + MAX_BATCH]
             entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)]
-            response = self.sqs.send_message_batch(QueueUrl=self.url(queue), Entries=entries)
+            try:
+                response = self.sqs.send_message_batch(QueueUrl=self.url(queue), Entries=entries)
+            except Exception as exc:
+                log.error("send to %s failed: %s", queue, exc)
+                refused.extend(range(start, len(bodies)))
+                return refused
             for failure in response.get("Failed", []):
                 log.error("send to %s refused: %s %s", queue, failure.get("Code"), failure.get("Message"))
-
-
-def ensure_queue(
-    sqs: Any,
-    name: str,
-    *,
-    dlq_name: str | None,
-    visibility_timeout_s: int,
-    max_receive_count: int = 5,
-    retention_s: int = RETENTION_S,
-) -> str:
-    """Create (or bring into line) a queue and its DLQ with a redrive policy; idempotent. Returns the queue URL."""
-    attributes = {"VisibilityTimeout": str(visibility_timeout_s), "MessageRetentionPeriod": str(retention_s)}
-    if dlq_name:
-        dlq_url = _create_or_update(sqs, dlq_name, {"MessageRetentionPeriod": str(retention_s)})
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        attributes["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count})
-    return _create_or_update(sqs, name, attributes)
-
-
-def _create_or_update(sqs: Any, name: str, attributes: dict[str, str]) -> str:
-    try:
-        url: str = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-    except sqs.exceptions.QueueNameExists:
-        # CreateQueue refuses differing attributes on an existing queue; converge them instead.
-        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-        sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
-    return url
+                refused.append(start + int(failure["Id"]))
+        return refused

@@ -58,11 +58,49 @@ def handle(ctx: JobContext) -> dict[str, Any]:
     texts = read_texts(ctx, settings)
     device = resolve_device(settings.device)
     model = load_model(settings.model, device)
-    vectors = embed(model, texts, settings.batch_size)
+    return _result(ctx, settings, embed(model, texts, settings.batch_size), device)
+
+
+def handle_batch(ctxs: list[JobContext]) -> list[dict[str, Any] | Exception]:
+    """Several embedding jobs in one model call: the worker hands a job process up to N pending embedding jobs
+    (`engine.DEFAULT_BATCH_SIZES`), their texts are encoded together at `batch_size` and split back, so many small
+    jobs keep the model as busy as one big one. Each job gets its own result or error (a job with invalid texts
+    fails alone); an error of the model itself (unavailable, no device) is raised for the whole call."""
+    if not ctxs:
+        return []
+    settings = ctxs[0].settings.embedding
+    texts_per_job: list[list[str] | Exception] = []
+    for ctx in ctxs:
+        try:
+            texts_per_job.append(read_texts(ctx, settings))
+        except (PermanentError, TransientError) as exc:
+            texts_per_job.append(exc)
+    every_text = [text for texts in texts_per_job if isinstance(texts, list) for text in texts]
+    if not every_text:
+        return [t for t in texts_per_job if isinstance(t, Exception)]  # every job failed on its own
+    device = resolve_device(settings.device)
+    model = load_model(settings.model, device)
+    vectors = embed(model, every_text, settings.batch_size)
+    out: list[dict[str, Any] | Exception] = []
+    offset = 0
+    for ctx, texts in zip(ctxs, texts_per_job, strict=True):
+        if isinstance(texts, Exception):
+            out.append(texts)
+            continue
+        part, offset = vectors[offset : offset + len(texts)], offset + len(texts)
+        try:
+            out.append(_result(ctx, settings, part, device))
+        except (PermanentError, TransientError) as exc:  # e.g. storing a large result failed
+            out.append(exc)
+    return out
+
+
+def _result(ctx: JobContext, settings: EmbeddingSettings, vectors: np.ndarray, device: str) -> dict[str, Any]:
+    """The job's result: vectors inline when small, else stored next to the results and referenced."""
     meta = {
         "model": Path(settings.model).name,
         "dim": int(vectors.shape[1]),
-        "count": len(texts),
+        "count": int(vectors.shape[0]),
         "device": device,
         "dtype": "float32",
         "normalized": True,

@@ -22,14 +22,34 @@ def is_pdf(data: bytes) -> bool:
 
 
 def image_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from the header only; PermanentError when it is not an image we can read."""
+    """(width, height) from the header only; PermanentError when it is not an image we can read.
+
+    PIL refuses to even open a header declaring more than 2 x `Image.MAX_IMAGE_PIXELS` (~179 Mpx) pixels, with
+    a decompression-bomb error: that is an input too large, not a bug (`input_too_large`, never internal_error).
+    Callers compare the size with their own pixel limit before decoding anything."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            return int(img.width), int(img.height)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the caller's limit decides
+            with Image.open(io.BytesIO(data)) as img:
+                return int(img.width), int(img.height)
+    except Image.DecompressionBombError as exc:
+        raise PermanentError(INPUT_TOO_LARGE, f"image header declares too many pixels: {exc}") from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise PermanentError(INVALID_INPUT, f"not a readable image (PNG/JPEG/TIFF/WebP/BMP): {exc}") from exc
+
+
+def check_image_pixels(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """(width, height) when the header declares at most `max_pixels` pixels; `input_too_large` otherwise."""
+    width, height = image_size(data)
+    if width * height > max_pixels:
+        raise PermanentError(
+            INPUT_TOO_LARGE, f"image is {width}x{height} = {width * height} pixels, limit is {max_pixels}"
+        )
+    return width, height
 
 
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -43,11 +63,7 @@ def decode_image(data: bytes, *, max_pixels: int, grayscale: bool = False, reduc
     a fraction of the cost of a full decode; other formats ignore it and decode at full size."""
     if not data:
         raise PermanentError(INVALID_INPUT, "input is empty")
-    width, height = image_size(data)
-    if width * height > max_pixels:
-        raise PermanentError(
-            INPUT_TOO_LARGE, f"image is {width}x{height} = {width * height} pixels, limit is {max_pixels}"
-        )
+    check_image_pixels(data, max_pixels)
     import cv2
     import numpy as np
 

@@ -47,6 +47,8 @@ class JobSpec:
     `timeout_s` / `memory_mb`: the job's own limits; None means the worker-wide AI_WORKER_JOB_TIMEOUT_S /
     AI_WORKER_JOB_MEMORY_MB, which also cap them (see `limits`).
     `sample`: builds the demo's input (importing what it needs when called), or raises `Unavailable`.
+    `batch`: how many pending jobs of this type the engine may hand a job process in one call; above 1 the
+    handler's module must also have `handle_batch(contexts)` (each job keeps its own outcome; docs/engine.md).
     """
 
     name: str
@@ -57,6 +59,7 @@ class JobSpec:
     timeout_s: float | None = None
     memory_mb: int | None = None
     sample: Callable[[Settings], Sample] | None = None
+    batch: int = 1
 
     def __post_init__(self) -> None:
         if not NAME.fullmatch(self.name):
@@ -65,6 +68,8 @@ class JobSpec:
             raise ValueError(f"handler of {self.name!r} must look like 'package.module:function', not {self.handler!r}")
         if not self.tiers:
             raise ValueError(f"job type {self.name!r} must name the tiers that may run it")
+        if self.batch < 1:
+            raise ValueError(f"batch of {self.name!r} must be at least 1")
 
     def limits(self, settings: Settings) -> tuple[float, int]:
         """(time limit in seconds, memory limit in MB) of one job of this type under `settings`."""

@@ -11,23 +11,24 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Final, Literal
 
 from ai_worker import errors, logs
-from ai_worker.broker.sqs import make_clients
+from ai_worker.aws import s3_client
 from ai_worker.config import Settings
 from ai_worker.envelope import Envelope
-from ai_worker.errors import JobError, PermanentError, TransientError
+from ai_worker.errors import ErrorInfo, JobError, PermanentError, TransientError
 from ai_worker.inputs import load_input
 from ai_worker.jobs import Handler, resolve
 from ai_worker.jobs.context import JobContext
 from ai_worker.results import ResultSink, S3BlobStore, Status, build_document, notice
 
-log = logging.getLogger("ai_worker.child")
+log = logging.getLogger(__name__)
 
 SinkFactory = Callable[[Settings], ResultSink]
 Outcome = Literal["done", "failed", "duplicate", "retry"]
@@ -36,7 +37,7 @@ READY: Final = "ready"  # first message of a job process, once it can take jobs
 
 @dataclass(frozen=True)
 class JobTask:
-    envelope: dict[str, Any]  # the validated envelope (tier filled in)
+    envelope: Envelope  # validated (tier filled in)
     handler: str  # "module:function"
     attempts: int
     queued_s: float
@@ -46,7 +47,7 @@ class JobTask:
 class JobReport:
     outcome: Outcome
     run_s: float | None = None
-    error: dict[str, Any] | None = None  # {code, message, retryable}
+    error: ErrorInfo | None = None
     retry_after_s: float | None = None
     notice: dict[str, Any] | None = None  # for the results queue, when a result was written
 
@@ -64,17 +65,93 @@ class JobRunner:
     @property
     def s3(self) -> Any:
         if self._s3 is None:
-            self._s3 = make_clients(self.settings).s3
+            self._s3 = s3_client()
         return self._s3
 
     def run(self, task: JobTask) -> JobReport:
-        env = Envelope.model_validate(task.envelope)
+        env = task.envelope
         job_log = logs.job_logger("ai_worker.job", env)
         try:
-            if self.sink.exists(env.tenant, env.job_id) is not None:
-                job_log.info("result already exists; acknowledging without running")
-                return JobReport("duplicate")
+            duplicate = self._duplicate(env, job_log)
+            if duplicate is not None:
+                return duplicate
             status, result, error, run_s = self._execute(task, env, job_log)
+        except TransientError as exc:
+            return JobReport("retry", error=exc.info(), retry_after_s=exc.retry_after_s)
+        return self._finish(task, status, result, error, run_s)
+
+    def run_batch(self, tasks: list[JobTask]) -> list[JobReport]:
+        """Several jobs of one batchable type in one handler call (`handle_batch` beside the handler, taking a
+        list of contexts and answering, per context, a result dict or the JobError of that job alone). Each job
+        keeps its own idempotency check, outcome, document and notice; an error of the call itself (the model
+        cannot load) is every job's. A handler without `handle_batch` runs the jobs one by one."""
+        try:
+            batch_handler = self._batch_handler(tasks[0].handler)
+        except PermanentError:
+            batch_handler = None  # the handler is unavailable: each job reports it on its own
+        if batch_handler is None:
+            return [self.run(task) for task in tasks]
+        reports: dict[int, JobReport] = {}
+        live: list[int] = []
+        for i, task in enumerate(tasks):
+            try:
+                duplicate = self._duplicate(task.envelope, logs.job_logger("ai_worker.job", task.envelope))
+            except TransientError as exc:
+                reports[i] = JobReport("retry", error=exc.info(), retry_after_s=exc.retry_after_s)
+                continue
+            if duplicate is not None:
+                reports[i] = duplicate
+            else:
+                live.append(i)
+        if live:
+            contexts = [self._context(tasks[i].envelope) for i in live]
+            started = time.monotonic()
+            try:
+                outs: list[Any] = list(batch_handler(contexts))
+                if len(outs) != len(contexts):
+                    raise PermanentError(errors.INTERNAL_ERROR, f"handle_batch answered {len(outs)} of {len(contexts)}")
+            except JobError as exc:
+                outs = [exc] * len(contexts)
+            except Exception as exc:
+                log.exception("handle_batch raised an unexpected error")
+                outs = [JobError(errors.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")] * len(contexts)
+            run_s = (time.monotonic() - started) / len(live)
+            for i, out in zip(live, outs, strict=True):
+                if isinstance(out, TransientError):
+                    reports[i] = JobReport("retry", error=out.info(), retry_after_s=out.retry_after_s)
+                    continue
+                try:
+                    if isinstance(out, JobError):
+                        reports[i] = self._finish(tasks[i], "failed", None, out.info(), run_s)
+                    else:
+                        reports[i] = self._finish(tasks[i], "done", _checked(out), None, run_s)
+                except PermanentError as exc:  # the result is not a JSON object
+                    reports[i] = self._finish(tasks[i], "failed", None, exc.info(), run_s)
+        return [reports[i] for i in range(len(tasks))]
+
+    def _duplicate(self, env: Envelope, job_log: logging.LoggerAdapter[logging.Logger]) -> JobReport | None:
+        existing = self.sink.exists(env.tenant, env.job_id)
+        if existing is None:
+            return None
+        # A redelivery (a crash or a failed notice before the delete): its notice is sent again.
+        job_log.info("result already exists; acknowledging without running, notice re-sent")
+        return JobReport("duplicate", notice=notice(env, existing))
+
+    def _context(self, env: Envelope) -> JobContext:
+        return JobContext(
+            job=env,
+            settings=self.settings,
+            load_input=lambda: load_input(env, self.settings, self.s3),
+            blobs=S3BlobStore(self.s3, self.settings.results_bucket),
+            log=logs.job_logger("ai_worker.job", env),
+        )
+
+    def _finish(
+        self, task: JobTask, status: Status, result: dict[str, Any] | None, error: ErrorInfo | None, run_s: float
+    ) -> JobReport:
+        """Write the job's document (once) and report its outcome with the notice to send."""
+        env = task.envelope
+        try:
             doc = build_document(
                 env,
                 status=status,
@@ -82,44 +159,44 @@ class JobRunner:
                 settings=self.settings,
                 attempts=task.attempts,
                 result=result,
-                error=error,
+                error=None if error is None else error.to_dict(),
                 queued_s=task.queued_s,
                 run_s=run_s,
             )
             ref = self.sink.write(doc)
         except TransientError as exc:
-            return JobReport("retry", error=exc.to_dict(), retry_after_s=exc.retry_after_s)
+            return JobReport("retry", error=exc.info(), retry_after_s=exc.retry_after_s)
         if not ref.created:
-            job_log.info("another delivery wrote the result first; keeping it")
-            return JobReport("duplicate", run_s=run_s)
-        return JobReport(status, run_s=run_s, error=error, notice=notice(doc, ref))
+            logs.job_logger("ai_worker.job", env).info("another delivery wrote the result first; keeping it")
+            return JobReport("duplicate", run_s=run_s, notice=notice(env, ref))
+        return JobReport(status, run_s=run_s, error=error, notice=notice(env, ref))
 
     def _execute(
         self, task: JobTask, env: Envelope, job_log: logging.LoggerAdapter[logging.Logger]
-    ) -> tuple[Status, dict[str, Any] | None, dict[str, Any] | None, float]:
+    ) -> tuple[Status, dict[str, Any] | None, ErrorInfo | None, float]:
         """Run the handler: (status, result, error, run_s). TransientError propagates (the job is retried)."""
         started = time.monotonic()
         try:
             handler = self._handler(task.handler)
-            ctx = JobContext(
-                job=env,
-                settings=self.settings,
-                load_input=lambda: load_input(env, self.settings, self.s3),
-                blobs=S3BlobStore(self.s3, self.settings.results_bucket),
-                log=job_log,
-            )
-            result = _checked(handler(ctx))
+            result = _checked(handler(self._context(env)))
             return "done", result, None, time.monotonic() - started
         except TransientError:
             raise
         except PermanentError as exc:
-            return "failed", None, exc.to_dict(), time.monotonic() - started
+            return "failed", None, exc.info(), time.monotonic() - started
         except Exception as exc:
             # A bug or an unexpected library error: report it (retrying a deterministic failure only delays
             # the producer); the traceback goes to the log, the code to the producer.
             job_log.exception("handler raised an unexpected error")
-            error = JobError(errors.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}").to_dict()
+            error = JobError(errors.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}").info()
             return "failed", None, error, time.monotonic() - started
+
+    def _batch_handler(self, path: str) -> Callable[[list[JobContext]], Sequence[Any]] | None:
+        """`handle_batch` of the handler's module, if it has one."""
+        self._handler(path)  # imports the module, or raises the handler's PermanentError
+        module = sys.modules[path.partition(":")[0]]
+        batch: Callable[[list[JobContext]], Sequence[Any]] | None = getattr(module, "handle_batch", None)
+        return batch
 
     def _handler(self, path: str) -> Handler:
         if path not in self._handlers:
@@ -161,6 +238,12 @@ def main(conn: Connection, settings: Settings, kind: str, sink_factory: SinkFact
         if task is None:
             return
         try:
-            conn.send(runner.run(task))
+            report: JobReport | list[JobReport] = runner.run_batch(task) if isinstance(task, list) else runner.run(task)
+        except Exception as exc:  # a bug outside the handler (the handler's own are caught in `run`): retried
+            log.exception("the job runner failed")
+            failure = JobReport("retry", error=JobError(errors.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}").info())
+            report = [failure] * len(task) if isinstance(task, list) else failure
+        try:
+            conn.send(report)
         except (BrokenPipeError, OSError):
             return

@@ -1,6 +1,6 @@
 """The worker loop: receive, validate, dispatch to job slots, settle each message with one explicit outcome.
 
-Every received message ends in exactly one outcome:
+Every received message ends in exactly one outcome (docs/design.md, "Outcomes"):
 - done / failed: the result document is written (by the job process, or here for envelope violations), a notice
   goes to the results queue, then the message is deleted (batched);
 - retry: the message stays invisible for a backoff computed from its receive count (SQS's redrive policy moves
@@ -29,26 +29,31 @@ from pathlib import Path
 from typing import Final
 
 from ai_worker import errors, metrics
-from ai_worker.broker import Message
-from ai_worker.broker.sqs import MAX_BATCH, Clients, SqsBroker
+from ai_worker.broker import Broker, BrokerError, Message
 from ai_worker.config import Settings
-from ai_worker.envelope import Envelope, UnparseableMessage, parse_envelope, validate_envelope
-from ai_worker.errors import JobError, PermanentError, TransientError
+from ai_worker.envelope import Envelope, UnparseableMessage, expired, parse_envelope, validate_envelope
+from ai_worker.errors import ErrorInfo, JobError, PermanentError, TransientError
+from ai_worker.inputs import check_input_key
+from ai_worker.jobs import SPECS
 from ai_worker.logs import job_fields
 from ai_worker.protection import ScaleInProtection
 from ai_worker.results import build_document, notice
 from ai_worker.tiers import WORKER_TIERS, WorkerKind
 from ai_worker.worker import heartbeat
-from ai_worker.worker.child import JobReport, JobTask, SinkFactory
+from ai_worker.worker.child import JobReport, JobTask, Outcome, SinkFactory
 from ai_worker.worker.leases import Leases, retry_delay, visibility_left
 from ai_worker.worker.polling import Capacity, Inbox, Poller
+from ai_worker.worker.prefetch import Prefetch
 from ai_worker.worker.slots import SlotPool
 
-log = logging.getLogger("ai_worker.worker")
+log = logging.getLogger(__name__)
 
 TICK_S: Final = 0.05  # loop period when idle: bounds the latency of dispatch, leases and drain
 HEARTBEAT_EVERY_S: Final = 5.0
 POLL_JOIN_MARGIN_S: Final = 5.0  # a long poll in flight at shutdown returns within wait_time_s plus this
+# Job types declared with `batch` > 1 (their handler module has `handle_batch`): a job process gets up to this
+# many pending jobs of the type at once.
+DEFAULT_BATCH_SIZES: Final[Mapping[str, int]] = {name: spec.batch for name, spec in SPECS.items() if spec.batch > 1}
 FLUSH_DELAY_S: Final = 0.5  # well inside any lease (renewed at half-life, >= 5 s left), so nothing lapses
 
 
@@ -56,6 +61,8 @@ FLUSH_DELAY_S: Final = 0.5  # well inside any lease (renewed at half-life, >= 5 
 class Job:
     message: Message
     env: Envelope
+    started: float | None = None  # monotonic, when a slot took it
+    batch: int = 1  # how many jobs ran in the same handler call
 
 
 def default_slots(kind: WorkerKind) -> int:
@@ -94,27 +101,32 @@ class Engine:
         kind: WorkerKind,
         registry: Mapping[str, str],
         stop: threading.Event,
-        clients: Clients,
+        broker: Broker,
         sink_factory: SinkFactory,
+        batch_sizes: Mapping[str, int] | None = None,
     ) -> None:
         self.settings = settings
         self.kind = kind
         self.registry = dict(registry)
         self.stop = stop
-        self.broker = SqsBroker(clients.sqs)
+        self.broker = broker
+        self.batch_sizes = dict(DEFAULT_BATCH_SIZES if batch_sizes is None else batch_sizes)
         self.sink_factory = sink_factory
         self.sink = sink_factory(settings)  # for failures found before a job runs
         self.weights = queue_weights(settings, kind)
         self.slot_count = settings.slots or default_slots(kind)
         self.capacity = Capacity(self.slot_count)
+        self.prefetch = Prefetch(self.slot_count, settings.prefetch_max, settings.visibility_timeout_s)
         self.inbox = Inbox()
         self.leases = Leases(settings.visibility_timeout_s)
         self.pending: deque[Job] = deque()
         self.running: dict[str, Job] = {}
         self.protection = ScaleInProtection()
-        self._deletes: list[Message] = []
+        # Settled messages waiting for the next flush: deleted only once their notice (if any) was sent.
+        self._acks: list[tuple[Message, str | None]] = []
         self._visibility: list[tuple[Message, int]] = []
-        self._notices: list[str] = []
+        self._poller: Poller | None = None
+        self._stall_logged = False
         self._beat_at = 0.0
         self._batch_since: float | None = None  # when the oldest unsent delete/notice/visibility change was made
         self.exit_code = 0
@@ -122,17 +134,19 @@ class Engine:
     # --- life cycle ------------------------------------------------------------------------------------
 
     def run(self) -> int:
+        # The job processes start first: their imports are the longest part of a cold start, and they overlap
+        # with the queue check and the first receive.
+        pool = SlotPool(self.slot_count, self.settings, self.kind, self.sink_factory)
         try:
-            for name in self.weights:
-                self.broker.url(name)
-        except Exception as exc:
-            log.error("cannot use queue(s) %s: %s", sorted(self.weights), exc)
+            self.broker.check(list(self.weights))
+        except BrokerError as exc:
+            log.error("%s", exc)
+            pool.kill_all()
             return 1
         log.info(
             "worker starting",
             extra={**self.settings.describe(), "kind": self.kind, "slots": self.slot_count, "weights": self.weights},
         )
-        pool = SlotPool(self.slot_count, self.settings, self.kind, self.sink_factory)
         poller = Poller(
             self.broker,
             self.weights,
@@ -141,6 +155,7 @@ class Engine:
             wait_time_s=self.settings.wait_time_s,
             visibility_s=self.settings.visibility_timeout_s,
         )
+        self._poller = poller
         poller.start()
         try:
             self._loop(pool, poller)
@@ -161,6 +176,7 @@ class Engine:
             self._intake()
             if deadline is None:
                 self._dispatch(pool)
+                self.capacity.set_total(self.slot_count + self.prefetch.extra())
             else:
                 self._release([job.message for job in self.pending], "worker draining")
                 self.pending.clear()
@@ -184,10 +200,14 @@ class Engine:
         poller.stop_receiving.set()
         poller.join(self.settings.wait_time_s + POLL_JOIN_MARGIN_S)
         self._intake()
-        killed = pool.kill_busy()
-        self._release([self.running.pop(key).message for key in killed], "drain deadline")
+        killed = [self.running.pop(key, None) for key in pool.kill_busy()]
+        self._release([job.message for job in killed if job is not None], "drain deadline")
         self._release([job.message for job in self.pending], "worker stopping")
         self.pending.clear()
+        # Whatever is still leased was received but never settled (e.g. the loop failed while taking it in):
+        # it is made visible again, never left to wait out its lease.
+        self._release(self.leases.messages(), "held when the worker stopped")
+        self.running.clear()
         self._flush(force=True)
         pool.close()
         self.inbox.close()
@@ -197,9 +217,18 @@ class Engine:
     # --- intake and dispatch ---------------------------------------------------------------------------
 
     def _intake(self) -> None:
-        for message in self.inbox.take():
+        messages = self.inbox.take()
+        for message in messages:  # held from here on: whatever happens next, shutdown releases what is leased
             self.leases.add(message)
-            self._accept(message)
+        for message in messages:
+            try:
+                self._accept(message)
+            except Exception as exc:
+                # Nothing in a body may take the loop down: what could not even be looked at is dead (kept
+                # intact in the DLQ for a person), and the next message is taken in as usual.
+                log.exception("taking in message %s failed", message.message_id)
+                if message.receipt_handle in self.leases:
+                    self._dead(message, f"the worker could not take it in: {type(exc).__name__}: {exc}"[:300])
 
     def _accept(self, message: Message) -> None:
         """Parse and validate; a message that cannot run is settled here, the rest wait for a slot."""
@@ -214,6 +243,8 @@ class Engine:
                 raise PermanentError(
                     errors.UNSUPPORTED_JOB_TYPE, f"this {self.kind} worker has no handler for {env.job_type!r}"
                 )
+            check_input_key(env, self.settings.inputs)
+            _refuse_expired(env)
         except PermanentError as exc:
             self._fail_before_running(message, env, exc)
             return
@@ -224,54 +255,93 @@ class Engine:
 
     def _dispatch(self, pool: SlotPool) -> None:
         for slot in pool.idle():
-            if not self.pending:
+            batch = self._next_batch()
+            if not batch:
                 return
-            job = self.pending.popleft()
-            message, env = job.message, job.env
-            assert env.job_type is not None
-            task = JobTask(
-                envelope=env.model_dump(),
-                handler=self.registry[env.job_type],
-                attempts=message.receive_count,
-                queued_s=max(0.0, time.time() - message.sent_at),
-            )
+            tasks = [
+                JobTask(
+                    envelope=job.env,
+                    handler=self.registry[job.env.job_type or ""],
+                    attempts=job.message.receive_count,
+                    queued_s=max(0.0, time.time() - job.message.sent_at),
+                )
+                for job in batch
+            ]
+            limit_s = max(job_time_limit(self.settings, job.env) for job in batch)
             try:
-                slot.assign(message.receipt_handle, task, job_time_limit(self.settings, env))
-            except OSError as exc:  # the process died since it was found idle: the job waits for the next slot
+                slot.assign(
+                    [job.message.receipt_handle for job in batch], tasks if len(tasks) > 1 else tasks[0], limit_s
+                )
+            except OSError as exc:  # the process died since it was found idle: the jobs wait for the next slot
                 log.warning("job process %d is gone (%s); replacing it", slot.index, exc)
                 slot.replace()
-                self.pending.appendleft(job)
+                self.pending.extendleft(reversed(batch))
                 continue
-            self.running[message.receipt_handle] = job
+            started = time.monotonic()
+            for job in batch:
+                job.started, job.batch = started, len(batch)
+                self.running[job.message.receipt_handle] = job
+
+    def _next_batch(self) -> list[Job]:
+        """The next job, with up to `batch_sizes[type] - 1` more pending jobs of its type when the type is
+        batchable (they run in one handler call in one job process; see `JobRunner.run_batch`). Jobs that expired
+        while waiting are failed here instead."""
+        first: Job | None = None
+        while self.pending and first is None:
+            job = self.pending.popleft()
+            if expired(job.env):  # it waited in this worker past its expiry
+                self._fail_before_running(job.message, job.env, _expired_error(job.env))
+            else:
+                first = job
+        if first is None:
+            return []
+        batch = [first]
+        size = self.batch_sizes.get(first.env.job_type or "", 1)
+        kept: deque[Job] = deque()
+        while size > 1 and self.pending and len(batch) < size:
+            job = self.pending.popleft()
+            if job.env.job_type != first.env.job_type:
+                kept.append(job)
+            elif expired(job.env):
+                self._fail_before_running(job.message, job.env, _expired_error(job.env))
+            else:
+                batch.append(job)
+        self.pending.extendleft(reversed(kept))
+        return batch
 
     # --- outcomes --------------------------------------------------------------------------------------
 
     def _settle(self, job: Job, report: JobReport) -> None:
         message, env = job.message, job.env
+        if job.started is not None and env.job_type is not None:
+            self.prefetch.record(env.job_type, (time.monotonic() - job.started) / job.batch)
         fields = job_fields(env)
         queued_s = max(0.0, message.received_at - message.sent_at)
         if report.outcome == "retry":
-            error = report.error or {}
+            error = report.error or ErrorInfo(errors.INTERNAL_ERROR, "no error reported", retryable=True)
             delay = self._backoff(message, report.retry_after_s)
             self._later(message, delay)
             log.warning(
                 "job will be retried in %ds: %s",
                 delay,
-                error.get("message"),
-                extra={"job": fields, "outcome": "retry", "code": error.get("code"), "attempt": message.receive_count},
+                error.message,
+                extra={"job": fields, "outcome": "retry", "code": error.code, "attempt": message.receive_count},
             )
             metrics.record_outcome(self.settings.metrics_namespace, "retry", job_type=env.job_type, tier=env.tier)
             return
-        if report.notice is not None:
-            self._notices.append(json.dumps(report.notice, separators=(",", ":")))
-        self._ack(message)
+        self._ack(message, None if report.notice is None else json.dumps(report.notice, separators=(",", ":")))
         if report.outcome == "duplicate":
             log.info("job already had a result; acknowledged", extra={"job": fields, "outcome": "duplicate"})
             return
         log.info(
             "job %s",
             report.outcome,
-            extra={"job": fields, "outcome": report.outcome, "run_s": report.run_s, "error": report.error},
+            extra={
+                "job": fields,
+                "outcome": report.outcome,
+                "run_s": report.run_s,
+                "error": None if report.error is None else report.error.to_dict(),
+            },
         )
         metrics.record_outcome(
             self.settings.metrics_namespace,
@@ -295,12 +365,10 @@ class Engine:
         try:
             ref = self.sink.write(doc)
         except TransientError as exc:
-            self._settle(Job(message, env), JobReport("retry", error=exc.to_dict()))
+            self._settle(Job(message, env), JobReport("retry", error=exc.info()))
             return
-        if ref.created:
-            report = JobReport("failed", error=error.to_dict(), notice=notice(doc, ref))
-        else:
-            report = JobReport("duplicate")
+        outcome: Outcome = "failed" if ref.created else "duplicate"
+        report = JobReport(outcome, error=error.info(), notice=notice(env, ref))
         self._settle(Job(message, env), report)
 
     def _dead(self, message: Message, reason: str) -> None:
@@ -330,8 +398,8 @@ class Engine:
     def _backoff(self, message: Message, retry_after_s: float | None = None) -> int:
         return retry_delay(message.receive_count, self.settings.retry_base_s, self.settings.retry_max_s, retry_after_s)
 
-    def _ack(self, message: Message) -> None:
-        self._deletes.append(message)
+    def _ack(self, message: Message, notice_body: str | None = None) -> None:
+        self._acks.append((message, notice_body))
         self._settled(message)
 
     def _later(self, message: Message, seconds: int) -> None:
@@ -345,25 +413,40 @@ class Engine:
     # --- batched calls and housekeeping ----------------------------------------------------------------
 
     def _flush(self, force: bool = False) -> None:
-        """Send what was decided, in batches: notices first (the result exists), then deletes, then visibility
-        changes (retries, releases and lease renewals together). Settled messages wait up to FLUSH_DELAY_S for
-        company, so a busy worker deletes and notifies ten at a time; renewals and shutdown go at once."""
+        """Send what was decided, in batches: notices first, then deletes of the messages whose notice went out
+        (a message whose notice could not be sent is kept and comes back after a backoff, and its redelivery
+        re-sends the notice: notices are at-least-once), then visibility changes (retries, releases and lease
+        renewals together). Settled messages wait up to FLUSH_DELAY_S for company, so a busy worker deletes and
+        notifies ten at a time; renewals and shutdown go at once."""
         renewals = self.leases.due()
-        waiting = bool(self._notices or self._deletes or self._visibility)
+        waiting = bool(self._acks or self._visibility)
         if not (renewals or waiting):
             return
         now = time.monotonic()
         if self._batch_since is None:
             self._batch_since = now
-        full = max(len(self._notices), len(self._deletes), len(self._visibility)) >= MAX_BATCH
+        full = max(len(self._acks), len(self._visibility)) >= self.broker.max_batch
         if not (force or renewals or full or now - self._batch_since >= FLUSH_DELAY_S):
             return
         self._batch_since = None
-        notices, self._notices = self._notices, []
-        deletes, self._deletes = self._deletes, []
+        acks, self._acks = self._acks, []
         changes, self._visibility = self._visibility + renewals, []
-        if notices and self.settings.results_queue:
-            self._call("notify", lambda: self.broker.send_many(self.settings.results_queue or "", notices))
+        deletes = [m for m, body in acks if body is None or not self.settings.results_queue]
+        notified = [(m, body) for m, body in acks if body is not None and self.settings.results_queue]
+        if notified:
+            refused = set(self.broker.send_many(self.settings.results_queue or "", [b for _, b in notified]))
+            for i, (message, _) in enumerate(notified):
+                if i in refused:
+                    delay = self._backoff(message)
+                    log.warning(
+                        "notice for message %s not sent; the message is kept and comes back in %ds",
+                        message.message_id,
+                        delay,
+                        extra={"outcome": "notice_failed", "message_id": message.message_id},
+                    )
+                    changes.append((message, min(delay, visibility_left(message, time.time()))))
+                else:
+                    deletes.append(message)
         if deletes:
             self._call("delete", lambda: self.broker.delete(deletes))
         if changes:
@@ -381,8 +464,27 @@ class Engine:
         now = time.monotonic()
         if now - self._beat_at >= min(HEARTBEAT_EVERY_S, self.settings.heartbeat_max_age_s / 3):
             self._beat_at = now
+            status = {}
+            if self._poller is not None and self._poller.is_alive():
+                status = {
+                    "receive_ok_at": self._poller.progress_at,
+                    "receive_stalled_after_s": self._poller.stall_after_s,
+                }
+                stalled = self._poller.stalled_for()
+                if stalled > self._poller.stall_after_s and not self._stall_logged:
+                    log.error("no receive has completed for %.0fs: the connection to SQS looks stalled", stalled)
+                self._stall_logged = stalled > self._poller.stall_after_s
             try:
-                heartbeat.touch(self.settings.heartbeat_file)
+                heartbeat.touch(self.settings.heartbeat_file, status)
             except OSError as exc:
                 log.error("cannot write the heartbeat file: %s", exc)
         self.protection.update(len(self.leases) > 0)
+
+
+def _expired_error(env: Envelope) -> PermanentError:
+    return PermanentError(errors.JOB_EXPIRED, f"received after its expires_at ({env.expires_at}); not run")
+
+
+def _refuse_expired(env: Envelope) -> None:
+    if expired(env):
+        raise _expired_error(env)

@@ -37,7 +37,7 @@ def retry_delay(
 ) -> int:
     """Seconds to keep a failed message invisible: exponential in the receive count, jittered, capped; a
     downstream's Retry-After hint is honoured when it asks for longer."""
-    delay = min(max_s, base_s * 2 ** max(0, receive_count - 1)) * (1 - RETRY_JITTER * rng())
+    delay: float = min(max_s, base_s * 2.0 ** max(0, receive_count - 1)) * (1 - RETRY_JITTER * rng())
     if retry_after_s is not None:
         delay = max(delay, min(retry_after_s, max_s))
     return min(MAX_VISIBILITY_S, math.ceil(delay))
@@ -59,6 +59,13 @@ class Leases:
 
     def __len__(self) -> int:
         return len(self._leases)
+
+    def __contains__(self, receipt_handle: object) -> bool:
+        return receipt_handle in self._leases
+
+    def messages(self) -> list[Message]:
+        """Every message still held (received, not yet settled)."""
+        return [lease.message for lease in self._leases.values()]
 
     def add(self, message: Message) -> None:
         # The receive itself asked for `visibility_s`, counted from the receive.

@@ -1,10 +1,11 @@
-"""Receiving: which queue to poll next, and a poller thread that never takes more than the free slots.
+"""Receiving: which queue to poll next, and a poller thread that never takes more than the worker may hold.
 
 Weights (basic:lite 3:1 by default) are applied with smooth weighted round-robin, so every queue gets its share
 in every cycle: lite is never starved, basic is favoured. Queues that just came back empty are skipped (short
 polls go to the others) until every queue has been seen empty; then the worker long-polls, rotating through the
-queues so an idle queue waits at most one long poll. Each receive asks for min(10, free slots) messages, and the
-free slots are reserved before the call, so the worker never holds a message it has no slot for.
+queues so an idle queue waits at most one long poll. Each receive asks for at most the free places (slots, plus the
+prefetch buffer of `prefetch.py` when jobs are short) and reserves them before the call, so the worker never holds
+more than it may.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from collections.abc import Collection, Mapping
 from typing import Final
 
 from ai_worker.broker import Broker, Message
-from ai_worker.broker.sqs import MAX_BATCH
 
-log = logging.getLogger("ai_worker.polling")
+log = logging.getLogger(__name__)
 
 RESERVE_WAIT_S: Final = 0.5  # how long the poller waits for a free slot before re-checking for shutdown
-ERROR_PAUSE_S: Final = 2.0  # after a failed receive (botocore already retried it), before the next one
+ERROR_PAUSE_S: Final = 1.0  # after a failed receive, before the next one
+STALL_MARGIN_S: Final = 5.0  # a long poll may take its wait time plus this before it counts as stalled
 
 
 class WeightedSchedule:
@@ -55,21 +56,38 @@ class WeightedSchedule:
 
 
 class Capacity:
-    """Free slots, shared by the poller (which reserves them) and the loop (which frees them when settled)."""
+    """How many messages the worker may hold (its slots, plus a prefetch buffer when jobs are short), shared by the
+    poller (which reserves before receiving) and the loop (which frees one per settled message)."""
 
     def __init__(self, total: int) -> None:
+        self.slots = total  # below this many held messages a slot may idle: take whatever is free at once
         self.total = total
         self.used = 0
         self._cond = threading.Condition()
 
     def reserve(self, most: int, timeout: float) -> int:
-        """Reserve up to `most` free slots, waiting up to `timeout` for one; 0 if none became free."""
+        """Reserve up to `most` free places, waiting up to `timeout`; 0 if none became free. Beyond the slots
+        (prefetch) it waits until a whole batch fits, so receives stay full instead of taking one message each
+        time one place frees up."""
+
+        def ready() -> bool:
+            if self.used >= self.total:
+                return False
+            return self.used < self.slots or self.total - self.used >= min(most, self.total - self.slots)
+
         with self._cond:
-            if not self._cond.wait_for(lambda: self.used < self.total, timeout):
+            if not self._cond.wait_for(ready, timeout):
                 return 0
             n = min(most, self.total - self.used)
             self.used += n
             return n
+
+    def set_total(self, total: int) -> None:
+        """Change how many messages may be held (slots plus prefetch); held ones are never taken back."""
+        with self._cond:
+            if total != self.total:
+                self.total = total
+                self._cond.notify_all()
 
     def release(self, n: int) -> None:
         if n <= 0:
@@ -136,13 +154,27 @@ class Poller(threading.Thread):
         self.wait_time_s = wait_time_s
         self.visibility_s = visibility_s
         self.stop_receiving = threading.Event()
+        # Epoch seconds of the last time receiving was fine: a receive completed, or none was wanted (no free
+        # slot). The health probe calls the poller stalled when this is older than `stall_after_s`.
+        self.progress_at = time.time()
+        self.failures = 0  # consecutive failed receives
+
+    @property
+    def stall_after_s(self) -> float:
+        """A receive ends within its read timeout (wait + margin); allow one failed attempt and the pause."""
+        return 2 * (self.wait_time_s + STALL_MARGIN_S) + ERROR_PAUSE_S
+
+    def stalled_for(self, now: float | None = None) -> float:
+        """Seconds since receiving last made progress (0 while it is fine)."""
+        return max(0.0, (time.time() if now is None else now) - self.progress_at)
 
     def run(self) -> None:
         queues = set(self.schedule.weights)
         empty: set[str] = set()
         while not self.stop_receiving.is_set():
-            free = self.capacity.reserve(MAX_BATCH, RESERVE_WAIT_S)
+            free = self.capacity.reserve(self.broker.max_batch, RESERVE_WAIT_S)
             if free == 0:
+                self.progress_at = time.time()  # every slot is busy: nothing to receive, nothing stalled
                 continue
             idle = empty >= queues
             name = self.schedule.least_recent() if idle and len(queues) > 1 else self.schedule.next(skip=empty)
@@ -151,11 +183,23 @@ class Poller(threading.Thread):
                 messages = self.broker.receive(
                     name, max_messages=free, wait_time_s=wait, visibility_s=self.visibility_s
                 )
-            except Exception:
-                log.exception("receive from %s failed", name)
+            except Exception as exc:
+                self.failures += 1
+                log.warning(
+                    "receive from %s failed (%s: %s); no receive completed for %.0fs",
+                    name,
+                    type(exc).__name__,
+                    exc,
+                    self.stalled_for(),
+                    extra={"queue": name, "failures": self.failures, "stalled_s": round(self.stalled_for(), 1)},
+                )
                 self.capacity.release(free)
                 self.stop_receiving.wait(ERROR_PAUSE_S)
                 continue
+            if self.failures:
+                log.info("receiving from %s again after %d failed receive(s)", name, self.failures)
+                self.failures = 0
+            self.progress_at = time.time()
             self.capacity.release(free - len(messages))
             if messages:
                 empty.clear()  # new work may be arriving everywhere: give every queue its turn again

@@ -23,9 +23,10 @@ import psutil
 
 from ai_worker import errors
 from ai_worker.config import Settings
+from ai_worker.errors import ErrorInfo
 from ai_worker.worker.child import READY, JobReport, JobTask, SinkFactory, main
 
-log = logging.getLogger("ai_worker.slots")
+log = logging.getLogger(__name__)
 
 SPAWN: Final = multiprocessing.get_context("spawn")
 KILL_JOIN_S: Final = 5.0  # SIGKILL cannot be ignored; this only bounds reaping
@@ -36,7 +37,7 @@ RESPAWN_MIN_INTERVAL_S: Final = 1.0  # a process that dies at start-up is not re
 
 @dataclass(frozen=True)
 class Running:
-    key: str  # the receipt handle of the message being worked on
+    keys: tuple[str, ...]  # the receipt handles of the messages being worked on (several for a batch)
     started: float  # monotonic
     limit_s: float
 
@@ -63,9 +64,10 @@ class Slot:
         self.spawned_at = time.monotonic()
         return process, parent_end
 
-    def assign(self, key: str, task: JobTask, limit_s: float) -> None:
+    def assign(self, keys: Sequence[str], task: JobTask | list[JobTask], limit_s: float) -> None:
+        """Hand the process one task, or a batch (a list, answered by a list of reports in the same order)."""
         self.conn.send(task)
-        self.running = Running(key, time.monotonic(), limit_s)
+        self.running = Running(tuple(keys), time.monotonic(), limit_s)
 
     def rss_bytes(self) -> int:
         """Resident memory of the job process and everything it started (0 once it is gone)."""
@@ -136,14 +138,16 @@ class SlotPool:
                 if slot.running is None:
                     slot.conn.close()  # died while starting: `enforce_limits` restarts it, rate-limited
                     continue
-                key = slot.running.key
+                keys = slot.running.keys
                 slot.replace()
-                finished.append(Finished(key, _killed(errors.JOB_CRASHED, f"the job process died (exit code {code})")))
+                crashed = _killed(errors.JOB_CRASHED, f"the job process died (exit code {code})")
+                finished += [Finished(key, crashed) for key in keys]
                 continue
             if report == READY:
                 slot.ready = True
             elif slot.running is not None:
-                finished.append(Finished(slot.running.key, report))
+                reports = report if isinstance(report, list) else [report]
+                finished += [Finished(key, r) for key, r in zip(slot.running.keys, reports, strict=True)]
                 slot.running = None
         return finished
 
@@ -172,17 +176,22 @@ class SlotPool:
                 )
             else:
                 continue
-            log.warning("slot %d: %s; killing its process", slot.index, report.error and report.error["message"])
+            log.warning("slot %d: %s; killing its process", slot.index, report.error and report.error.message)
             slot.replace()
-            ended.append(Finished(running.key, report))
+            ended += [Finished(key, report) for key in running.keys]
         return ended
 
     def kill_busy(self) -> list[str]:
         """Kill every running job (drain deadline); returns their keys. Processes are not restarted."""
-        keys = [s.running.key for s in self.busy() if s.running is not None]
+        keys = [key for s in self.busy() if s.running is not None for key in s.running.keys]
         for slot in self.busy():
             slot.kill()
         return keys
+
+    def kill_all(self) -> None:
+        """Kill every job process at once (the worker cannot start after all)."""
+        for slot in self.slots:
+            slot.kill()
 
     def close(self) -> None:
         for slot in self.slots:
@@ -192,4 +201,4 @@ class SlotPool:
 
 
 def _killed(code: str, message: str) -> JobReport:
-    return JobReport("retry", error={"code": code, "message": message, "retryable": True})
+    return JobReport("retry", error=ErrorInfo(code, message, retryable=True))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ai_worker.broker.sqs import Clients, make_clients
+from ai_worker.aws import Clients, make_clients
 from ai_worker.config import Settings
 from ai_worker.tiers import TIERS
 

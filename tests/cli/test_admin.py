@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ai_worker import admin
-from ai_worker.broker.sqs import Clients
+from ai_worker.aws import Clients
 from ai_worker.config import Settings
 from ai_worker.envelope import Envelope, parse_envelope
 from ai_worker.results import result_key

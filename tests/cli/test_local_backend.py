@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from ai_worker.broker.local import AWS_CONFIG_VARS, LocalBackend, LocalBackendError, open_backend, resolve_backend
-from ai_worker.broker.sqs import make_clients
+from ai_worker.aws import make_clients
 from ai_worker.config import Settings
+from ai_worker.local_backend import AWS_CONFIG_VARS, LocalBackend, LocalBackendError, open_backend, resolve_backend
 from ai_worker.tiers import TIERS
 
 

@@ -69,3 +69,15 @@ def handle(ctx: JobContext) -> dict[str, Any]:
         ref = ctx.blobs.put(f"blobs/{ctx.job.job_id}.bin", b"blob-bytes", "application/octet-stream")
         return {"ref": ref, "back": (ctx.blobs.get(ref["key"]) or b"").decode(), "missing": ctx.blobs.get("nope")}
     raise AssertionError(f"unknown fake behaviour {do!r}")
+
+
+def handle_batch(ctxs: list[JobContext]) -> list[dict[str, Any] | Exception]:
+    """The batch form (used for batchable job types such as `embedding`): each job's own result or error."""
+    out: list[dict[str, Any] | Exception] = []
+    for ctx in ctxs:
+        mark(ctx, batch=len(ctxs))
+        try:
+            out.append(handle(ctx))
+        except (PermanentError, TransientError) as exc:
+            out.append(exc)
+    return out

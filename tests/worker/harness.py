@@ -17,8 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ai_worker.broker.sqs import Clients, ensure_queue, make_clients
+from ai_worker.aws import Clients, make_clients
 from ai_worker.config import InputSettings, Settings
+from ai_worker.provisioning import ensure_queue
 from ai_worker.results import read_result
 from ai_worker.tiers import TIERS
 from ai_worker.worker import run_worker
@@ -134,15 +135,18 @@ def drain_queue(clients: Clients, queue: str, wait_s: int = 1) -> list[dict[str,
 class ThreadWorker:
     """`run_worker` in a thread of the test process, stopped through its `stop` event."""
 
-    def __init__(self, settings: Settings, kind: str = "cpu", registry: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, kind: str = "cpu", registry: dict[str, str] | None = None, **engine: Any
+    ) -> None:
         self.stop_event = threading.Event()
         self.exit_code: int | None = None
+        self.engine = engine  # broker / sink_factory / clients for run_worker
         self.thread = threading.Thread(
             target=self._run, args=(settings, kind, REGISTRY if registry is None else registry), daemon=True
         )
 
     def _run(self, settings: Settings, kind: Any, registry: dict[str, str]) -> None:
-        self.exit_code = run_worker(settings, kind, registry=registry, stop=self.stop_event)
+        self.exit_code = run_worker(settings, kind, registry=registry, stop=self.stop_event, **self.engine)
 
     def stop(self, timeout: float = 30) -> int | None:
         self.stop_event.set()
@@ -183,3 +187,66 @@ def start_process_worker(settings: Settings, tmp_path: Path, name: str = "worker
 
 def connect(settings: Settings) -> Clients:
     return make_clients(settings)
+
+
+# --- the same engine on the in-memory broker (no HTTP, no moto): most engine tests run here -----------------
+
+
+class MemoryWorld:
+    """A `MemoryBroker` with the layout's queues and DLQs, a file result sink, and a worker on them."""
+
+    def __init__(self, settings: Settings, *, max_receive_count: int = 5, queue_visibility_s: int = 30) -> None:
+        from ai_worker.broker.memory import MemoryBroker
+
+        self.settings = settings
+        self.broker = MemoryBroker()
+        for name in set(settings.queue_names.values()):
+            self.broker.create_queue(
+                name,
+                visibility_timeout_s=queue_visibility_s,
+                dlq=name + settings.dlq_suffix,
+                max_receive_count=max_receive_count,
+            )
+        if settings.results_queue:
+            self.broker.create_queue(settings.results_queue)
+
+    def send_body(self, queue: str, body: str, attributes: dict[str, Any] | None = None) -> None:
+        self.broker.send(queue, body, attributes)
+
+    def send_job(self, tier: str, job_type: str = "ocr", tenant: str = "academy-1", **payload: Any) -> str:
+        job_id = uuid.uuid4().hex
+        body = {"job_id": job_id, "job_type": job_type, "tier": tier, "tenant_id": tenant, "payload": payload}
+        self.send_body(self.settings.queue_names[tier], json.dumps(body))
+        return job_id
+
+    def result(self, job_id: str, tenant: str = "academy-1") -> dict[str, Any] | None:
+        from .file_sink import read
+
+        return read(self.settings, job_id, tenant)
+
+    def wait_result(self, job_id: str, timeout: float = 30, tenant: str = "academy-1") -> dict[str, Any]:
+        return wait_for(lambda: self.result(job_id, tenant), timeout, f"result of {job_id}")
+
+    def notices(self) -> list[dict[str, Any]]:
+        assert self.settings.results_queue
+        return [json.loads(b) for b in self.broker.purge(self.settings.results_queue)]
+
+    def dlq(self, tier: str) -> str:
+        return self.settings.queue_names[tier] + self.settings.dlq_suffix
+
+    @contextmanager
+    def worker(self, kind: str = "cpu", registry: dict[str, str] | None = None) -> Iterator[ThreadWorker]:
+        from .file_sink import file_sink
+
+        worker = ThreadWorker(self.settings, kind, registry, broker=self.broker, sink_factory=file_sink)
+        worker.thread.start()
+        try:
+            yield worker
+        finally:
+            if worker.thread.is_alive():
+                worker.stop()
+
+
+def memory_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """`make_settings` for the memory world: the results "bucket" is a folder."""
+    return make_settings("m", tmp_path, results_bucket=str(tmp_path / "results"), **overrides)

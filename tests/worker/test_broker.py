@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ai_worker.broker.sqs import SqsBroker, ensure_queue
+from ai_worker.broker.sqs import SqsBroker
+from ai_worker.provisioning import ensure_queue
 from ai_worker.worker import run_worker
 
 from .harness import connect, make_settings

@@ -1,17 +1,10 @@
-"""Leases and backoff: renewals at half-life within the 12 h cap, exponential jittered retry delays, and a job
-longer than the queue's visibility timeout processed exactly once."""
+"""Leases and backoff: renewals at half-life within the 12 h cap, exponential jittered retry delays. (A job longer
+than its lease processed exactly once: test_engine_memory.py.)"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from ai_worker.broker import Message
 from ai_worker.worker.leases import MAX_VISIBILITY_S, Leases, retry_delay, visibility_left
-
-from .fake_handlers import runs
-from .harness import connect, create_infra, make_settings, queue_counts, send_job, thread_worker, wait_for, wait_result
 
 
 def message(received_at: float, handle: str = "r1") -> Message:
@@ -51,21 +44,3 @@ def test_leases_renew_at_half_life_and_never_past_12h() -> None:
     assert visibility_left(m, 1000.0 + MAX_VISIBILITY_S) == 0
     leases.drop(m)
     assert len(leases) == 0
-
-
-@pytest.mark.slow
-def test_job_longer_than_the_visibility_timeout_runs_once(
-    moto_endpoint: str, unique_prefix: str, tmp_path: Path
-) -> None:
-    # The queue says 1 s and each lease is 4 s; the job takes 9 s. Without renewals the worker's free slot would
-    # receive the same message again after 4 s and run it a second time.
-    settings = make_settings(unique_prefix, tmp_path, visibility_timeout_s=4, slots=2)
-    clients = connect(settings)
-    create_infra(clients, settings, queue_visibility_s=1)
-    marker = str(tmp_path / "runs")
-    with thread_worker(settings):
-        job_id = send_job(clients, settings, "basic", "omr_grading", do="sleep", seconds=9, marker=marker)
-        doc = wait_result(clients, settings, job_id, timeout=30)
-        wait_for(lambda: queue_counts(clients, settings.queue_names["basic"]) == (0, 0), 10, "message deleted")
-    assert doc["status"] == "done" and doc["attempts"] == 1
-    assert len(runs(marker)) == 1

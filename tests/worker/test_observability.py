@@ -109,6 +109,16 @@ def test_heartbeat_check(tmp_path: Path) -> None:
     assert not ok and "60s old" in reason
 
 
+def test_heartbeat_check_sees_a_stalled_poller(tmp_path: Path) -> None:
+    settings = make_settings("h", tmp_path, heartbeat_max_age_s=30)
+    now = time.time()
+    heartbeat.touch(settings.heartbeat_file, {"receive_ok_at": now - 10, "receive_stalled_after_s": 50})
+    assert heartbeat.check(settings)[0]
+    heartbeat.touch(settings.heartbeat_file, {"receive_ok_at": now - 70, "receive_stalled_after_s": 50})
+    ok, reason = heartbeat.check(settings)
+    assert not ok and "no receive from SQS completed for 70s" in reason
+
+
 def _format(record_call: Any) -> dict[str, Any]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ai_worker.broker.sqs import Clients
+from ai_worker.aws import Clients
 from ai_worker.config import Settings
 from ai_worker.results import result_key
 from ai_worker.worker import heartbeat
@@ -182,9 +182,11 @@ def test_existing_result_is_acknowledged_without_running(
 def test_inputs_and_blobs_from_s3(world: tuple[Settings, Clients, ThreadWorker]) -> None:
     settings, clients, _ = world
     data = bytes(range(256)) * 100
-    clients.s3.put_object(Bucket=settings.results_bucket, Key="uploads/in.bin", Body=data)
-    job_id = send_job(clients, settings, "basic", "question_segmentation", do="input", s3_key="uploads/in.bin")
-    missing = send_job(clients, settings, "basic", "question_segmentation", do="input", s3_key="uploads/none.bin")
+    clients.s3.put_object(Bucket=settings.results_bucket, Key="inputs/academy-1/in.bin", Body=data)
+    job_id = send_job(clients, settings, "basic", "question_segmentation", do="input", s3_key="inputs/academy-1/in.bin")
+    missing = send_job(
+        clients, settings, "basic", "question_segmentation", do="input", s3_key="inputs/academy-1/none.bin"
+    )
     blob = send_job(clients, settings, "basic", "ocr", do="blob")
     import hashlib
 

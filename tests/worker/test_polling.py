@@ -1,18 +1,16 @@
-"""Weighted polling: the schedule's shares, fairness end to end on moto, and receiving only for free slots."""
+"""Weighted polling: the schedule's shares and receiving only for free slots (fairness end to end, and the shared
+queue layout: test_engine_memory.py)."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter
 from pathlib import Path
 
-from ai_worker.tiers import TIERS
 from ai_worker.worker.engine import queue_weights
 from ai_worker.worker.polling import Capacity, WeightedSchedule
 
-from .fake_handlers import runs
-from .harness import connect, create_infra, make_settings, send_body, send_job, thread_worker, wait_for, wait_result
+from .harness import make_settings
 
 
 def test_schedule_gives_each_queue_its_weight_in_every_cycle() -> None:
@@ -45,40 +43,3 @@ def test_capacity_never_reserves_more_than_free() -> None:
     assert capacity.reserve(10, timeout=0.05) == 0
     threading.Timer(0.1, capacity.release, args=(2,)).start()
     assert capacity.reserve(10, timeout=2) == 2
-
-
-def test_basic_is_favoured_and_lite_is_not_starved(moto_endpoint: str, unique_prefix: str, tmp_path: Path) -> None:
-    settings = make_settings(unique_prefix, tmp_path, slots=1)
-    clients = connect(settings)
-    create_infra(clients, settings)
-    marker = str(tmp_path / "order")
-    for _ in range(16):
-        send_job(clients, settings, "basic", "omr_grading", do="echo", marker=marker)
-    for _ in range(8):
-        send_job(clients, settings, "lite", "ocr", do="echo", marker=marker)
-    with thread_worker(settings):
-        wait_for(lambda: len(runs(marker)) >= 16, 60, "16 jobs")
-    tiers = [line["tier"] for line in runs(marker)[:16]]
-    # 3:1 over 16 receives of one message each: 12 basic and 4 lite, with lite in both halves.
-    assert 3 <= tiers.count("lite") <= 5, tiers
-    assert "lite" in tiers[:8] and "lite" in tiers[8:], tiers
-
-
-def test_shared_queue_layout_on_a_gpu_worker(moto_endpoint: str, unique_prefix: str, tmp_path: Path) -> None:
-    # One queue for every tier: the tier comes from the message, and a message without one cannot be placed.
-    shared = {tier: f"{unique_prefix}-jobs" for tier in TIERS}
-    settings = make_settings(unique_prefix, tmp_path, queue_names=shared, slots=1)
-    clients = connect(settings)
-    create_infra(clients, settings)
-    jobs = {
-        tier: send_job(clients, settings, tier, job_type, do="echo")
-        for tier, job_type in (("lite", "ocr"), ("basic", "omr_grading"), ("premium", "embedding"))
-    }
-    untiered = json.dumps({"job_id": "no-tier", "job_type": "ocr", "tenant_id": "academy-1", "payload": {}})
-    send_body(clients, shared["lite"], untiered)
-    with thread_worker(settings, kind="gpu"):
-        docs = {tier: wait_result(clients, settings, job_id) for tier, job_id in jobs.items()}
-        failed = wait_result(clients, settings, "no-tier")
-    for tier, doc in docs.items():
-        assert (doc["status"], doc["tier"], doc["worker"]["device"]) == ("done", tier, "gpu")
-    assert failed["error"]["code"] == "invalid_envelope"

@@ -42,4 +42,5 @@ SPEC = JobSpec(
     description="embedding vectors of texts (sentence-transformers)",
     settings=EmbeddingSettings,
     sample=sample,
+    batch=16,  # many small requests share one model call (handle_batch)
 )

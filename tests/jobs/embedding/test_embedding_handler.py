@@ -135,3 +135,21 @@ def test_cuda_requested_without_a_gpu() -> None:
         run({"texts": ["x"]}, device="cuda")
     assert err.value.code == embedding.DEVICE_UNAVAILABLE
     assert run({"texts": ["x"]}, device="auto")["device"] == "cpu"
+
+
+def test_a_batch_of_jobs_matches_the_jobs_one_by_one_and_keeps_errors_apart() -> None:
+    payloads: list[dict[str, Any]] = [{"texts": [a, b]} for a, b in PARAPHRASES] + [
+        {"texts": "not a list"},
+        {"texts": UNRELATED},
+    ]
+    ctxs = [JobContext.for_test("embedding", p, settings=settings()) for p in payloads]
+    results = embedding.handle_batch(ctxs)
+    assert len(results) == len(payloads)
+    bad = results[3]
+    assert isinstance(bad, PermanentError) and bad.code == INVALID_INPUT  # only that job fails
+    for payload, result in zip(payloads, results, strict=True):
+        if isinstance(result, Exception):
+            continue
+        alone = run(payload)
+        assert result["count"] == alone["count"] == len(payload["texts"])
+        assert np.allclose(result["vectors"], alone["vectors"], atol=1e-5)

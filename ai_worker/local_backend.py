@@ -165,8 +165,8 @@ class LocalBackend:
                 os.environ[name] = value
 
     def _create_resources(self) -> None:
-        from ai_worker.admin import create_buckets, create_queues
-        from ai_worker.broker.sqs import make_clients
+        from ai_worker.aws import make_clients
+        from ai_worker.provisioning import create_buckets, create_queues
 
         clients = make_clients(self.settings)
         create_queues(clients.sqs, self.settings)

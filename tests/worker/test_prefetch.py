@@ -1,0 +1,81 @@
+"""Prefetch: the buffer beyond the slots follows recent job times, fills receives with full batches when jobs are
+short, and is released at once on drain; nothing is lost or run twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ai_worker.worker.prefetch import MEMORY_S, Prefetch
+
+from .fake_handlers import runs
+from .harness import MemoryWorld, memory_settings, wait_for
+
+
+def test_buffer_follows_the_slowest_recent_job_type() -> None:
+    now = [0.0]
+    prefetch = Prefetch(slots=2, max_extra=10, visibility_s=120, clock=lambda: now[0])
+    assert prefetch.extra() == 0  # nothing timed yet: receive for free slots only
+    prefetch.record("ocr", 0.05)
+    assert prefetch.extra() == 10  # 2 s of waiting fits 80 such jobs on 2 slots: capped
+    prefetch.record("homework_video_analysis", 30.0)
+    assert prefetch.extra() == 0  # a 30 s job must not sit behind others
+    now[0] += MEMORY_S + 1
+    prefetch.record("ocr", 0.05)
+    assert prefetch.extra() == 10  # the slow type has not been seen for a while
+    prefetch.record("ocr", 3.0)  # averaged: 0.8 * 0.05 + 0.2 * 3.0 = 0.64 s
+    assert prefetch.extra() == 6  # 2 s * 2 slots / 0.64 s
+    assert Prefetch(slots=2, max_extra=10, visibility_s=4).target_wait_s == 1.0  # at most a quarter of a lease
+
+
+def test_short_jobs_are_received_in_full_batches_and_each_runs_once(tmp_path: Path) -> None:
+    world = MemoryWorld(memory_settings(tmp_path, slots=2))
+    marker = str(tmp_path / "runs")
+    ids = [world.send_job("basic", "omr_grading", do="echo", marker=marker) for _ in range(60)]
+    with world.worker():
+        for job_id in ids:
+            world.wait_result(job_id)
+        receives = world.broker.calls["ReceiveMessage"]
+        wait_for(lambda: world.broker.counts(world.settings.queue_names["basic"]) == (0, 0), 10, "all deleted")
+    assert sorted(r["job_id"] for r in runs(marker)) == sorted(ids)  # each exactly once
+    # the first receive takes one per slot; once the job type is timed, batches of ten (and a few empty polls of
+    # the lite queue); without prefetch it is a receive per one or two jobs
+    assert receives <= 15, receives
+
+
+def test_drain_releases_the_buffer_at_once(tmp_path: Path) -> None:
+    world = MemoryWorld(memory_settings(tmp_path, slots=1, visibility_timeout_s=60, drain_timeout_s=2))
+    marker = str(tmp_path / "runs")
+    queue = world.settings.queue_names["basic"]
+    with world.worker() as worker:
+        world.wait_result(world.send_job("basic", "omr_grading", do="echo"))
+        long = world.send_job("basic", "omr_grading", do="sleep", seconds=30, marker=marker)
+        wait_for(lambda: runs(marker), 20, "the long job to start")
+        waiting = [world.send_job("basic", "omr_grading", do="echo") for _ in range(5)]
+        # held beyond the one slot (how many depends on how long the timed job took on this machine)
+        wait_for(lambda: world.broker.counts(queue)[1] >= 2, 20, "messages buffered")
+        assert worker.stop() == 0
+    assert world.broker.counts(queue) == (6, 0)  # the running job and the buffer: visible again at once
+    assert all(world.result(job_id) is None for job_id in [long, *waiting])
+
+
+def test_batchable_jobs_run_together_with_independent_outcomes(tmp_path: Path) -> None:
+    world = MemoryWorld(memory_settings(tmp_path, slots=1, retry_base_s=1))
+    marker = str(tmp_path / "runs")
+    with world.worker(kind="gpu"):  # premium (embedding) is a gpu worker's queue; the fake handler needs no GPU
+        world.wait_result(world.send_job("premium", "embedding", do="echo"))  # times the type: prefetch opens
+        blocker = world.send_job("premium", "embedding", do="sleep", seconds=2, marker=marker)
+        wait_for(lambda: runs(marker), 20, "the slot busy")
+        ok = [world.send_job("premium", "embedding", do="echo", value=i, marker=marker) for i in range(5)]
+        bad = world.send_job("premium", "embedding", do="fail", code="bad_texts", marker=marker)
+        flaky = world.send_job("premium", "embedding", do="transient", marker=marker)
+        docs = {job_id: world.wait_result(job_id) for job_id in [blocker, *ok, bad]}
+        ran = lambda job_id: [r for r in runs(marker) if r["job_id"] == job_id and "do" in r]  # noqa: E731
+        wait_for(lambda: len(ran(flaky)) >= 2, 30, "the retry")
+    assert max(r.get("batch", 1) for r in runs(marker) if r["job_id"] in ok) > 1  # together while the slot was busy
+    assert all(len(ran(job_id)) == 1 for job_id in [*ok, bad])  # each exactly once
+    assert all(docs[job_id]["status"] == "done" for job_id in [blocker, *ok])
+    assert [docs[j]["result"]["echo"] for j in ok] == list(range(5))
+    assert docs[bad]["error"]["code"] == "bad_texts"  # its neighbours are unaffected
+    assert world.result(flaky) is None  # retried on its own, never failed with the batch
+    noticed = {n["job_id"] for n in world.notices()}
+    assert set(docs) <= noticed and flaky not in noticed
