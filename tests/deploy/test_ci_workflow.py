@@ -162,9 +162,9 @@ def test_ci_run_with_pixi_runs_lint_tests_then_the_report_and_fails_with_them(
 
 def test_ci_run_without_pixi_uses_the_pypi_mirror_and_fails_when_a_test_fails(checkout: Path, tmp_path: Path) -> None:
     log = tmp_path / "calls.log"
-    # A stand-in for scripts/setup-pypi-env.sh: it puts a .venv whose ruff and mypy pass and whose pytest fails.
+    # A stand-in for scripts/setup-pypi-env.sh: it puts a .venv whose linters pass and whose pytest fails.
     venv = tmp_path / "venv-template"
-    for tool, code in (("ruff", 0), ("mypy", 0), ("pytest", 1)):
+    for tool, code in (("ruff", 0), ("mypy", 0), ("lint-imports", 0), ("pytest", 1)):
         _executable(venv / "bin" / tool, STAND_IN.format(log=log, body=f"exit {code}"))
     (venv / "bin" / "activate").write_text(f'export PATH="{checkout}/.venv/bin:$PATH"\n')
     setup = f'#!/bin/bash\necho "setup $* @ $PWD" >> "{log}"\ncp -r "{venv}" "$1"\n'
@@ -176,6 +176,7 @@ def test_ci_run_without_pixi_uses_the_pypi_mirror_and_fails_when_a_test_fails(ch
         f"ruff check . @ {checkout}",
         f"ruff format --check . @ {checkout}",
         f"mypy  @ {checkout}",
+        f"lint-imports  @ {checkout}",
         f"pytest  @ {checkout}",
     ]
 
