@@ -120,8 +120,8 @@ class VisionSettings:
 
     max_pixels: int = 40_000_000  # ~A4 at 600 dpi; refuse anything larger before decoding
     max_video_s: float = 600.0
-    video_fps: float = 2.0
-    video_scale_width: int = 480
+    video_fps: float = 4.0
+    video_scale_width: int = 1280
     segmentation_onnx_model: str | None = None
     segmentation_onnx_min_score: float = 0.5  # detections below this confidence are dropped before NMS
     pdf_max_pages: int = 20  # pages rendered per job; more must be selected with payload.pages
