@@ -41,6 +41,7 @@ MAX_ZOOM = 1.6  # a registration that scales by more than this (or its inverse) 
 WINDOW = 9  # local normalised cross-correlation window at the analysis width (about a letter)
 TEXTURE_STD = 0.05  # local contrast (relative to the paper's brightness) of a window holding print or writing
 PAPER_LEVEL = 0.7  # a pixel whose background is at least 70 % of the paper's brightness is paper (not desk, hand)
+INK_CONTRAST = 0.7  # ink is at least 30 % darker than the paper around it (pencil on white: 60 %)
 PAPER_CLOSE = 15  # closing kernel removing letters to see the paper under them
 MATCH_PERCENTILE = 20  # 80 % of the content must match: what two pages of one homework share (header, boxes)
 # is a large part of a page, what differs (the problems) is a larger part
@@ -48,6 +49,7 @@ SAME_VIEW = 0.4  # consecutive frames whose content correlates this much (x visi
 SAME_PAGE = 0.4  # a held view whose earlier page's content correlates this much is that page again
 MIN_VISIBLE = 0.5  # share of a view's content that must be visible (paper, in frame) in the other to compare
 MIN_CONTENT = 0.01  # a page shows content (print, writing) in at least 1 % of the frame: a blank back is not one
+MAX_CONTENT_OF_PAPER = 0.7  # ... and at most 70 % of its paper: a page has margins and space between lines
 MIN_HOLD_S = 0.5  # a view held steady shorter than this is a page turn, not a page
 MIN_PAPER_SHARE = 0.2  # the sheet fills at least a fifth of a frame held up to the camera
 QUAD_EPS = 0.02  # outline simplification tolerance (share of its perimeter) when looking for the sheet's 4 corners
@@ -146,11 +148,17 @@ class _View:
         level = max(float(np.percentile(small, 95)), 1.0)  # the paper's brightness: exposure drift divides out
         self.norm = small.astype(np.float32) / level
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (PAPER_CLOSE, PAPER_CLOSE))
-        self.paper = cv2.morphologyEx(self.norm, cv2.MORPH_CLOSE, kernel) >= PAPER_LEVEL
+        background = cv2.morphologyEx(self.norm, cv2.MORPH_CLOSE, kernel)
+        self.paper = background >= PAPER_LEVEL
+        # Content is ink on paper: windows with contrast that hold marks much darker than the paper around them
+        # (the grain of a light desk, a weave, paper texture have contrast but no such marks).
+        ink = (self.norm < INK_CONTRAST * background).astype(np.uint8)
+        near_ink = cv2.dilate(ink, np.ones((WINDOW, WINDOW), np.uint8)) > 0
         mean = cv2.blur(self.norm, (WINDOW, WINDOW))
         grey_var = cv2.blur(self.norm * self.norm, (WINDOW, WINDOW)) - mean * mean
-        self.content = (grey_var > TEXTURE_STD**2) & self.paper
+        self.content = (grey_var > TEXTURE_STD**2) & self.paper & near_ink
         self.content_share = float(self.content.mean())
+        self.paper_share = float(self.paper.mean())
         # Letters are compared by their shapes: a Laplacian of Gaussian keeps strokes and drops the dark band a line
         # of text makes, which any two lines of text share.
         self.detail = _detail(self.norm)
@@ -224,6 +232,12 @@ def _compare(ref: _View, other: _View, matcher: cv2.BFMatcher, both: bool) -> _M
     return _Match(float(np.percentile(ncc, MATCH_PERCENTILE)), visible, moved_by)
 
 
+def _page_like(view: _View) -> bool:
+    """A sheet of paper with print or writing on it: some content, and margins and line spacing free of it (a
+    textured desk or carpet, seen without a sheet, is "content" all over)."""
+    return MIN_CONTENT <= view.content_share <= MAX_CONTENT_OF_PAPER * view.paper_share
+
+
 @dataclass
 class _Run:
     """Consecutive views that each show what the one before showed."""
@@ -282,8 +296,8 @@ class _Pages:
 
     def _close_run(self) -> None:
         run, self.run = self.run, None
-        if run is None or run.last - run.first + 1 < self.min_frames or run.best.content_share < MIN_CONTENT:
-            return  # a page turn, a hand passing, the blank back of a sheet: not a page
+        if run is None or run.last - run.first + 1 < self.min_frames or not _page_like(run.best):
+            return  # a page turn, a hand passing, the blank back of a sheet, the desk: not a page
         page = self.page
         if page is not None and _compare(page.end, run.best, self.matcher, both=False).score >= SAME_PAGE:
             page.last = run.last

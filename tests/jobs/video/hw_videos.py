@@ -26,7 +26,7 @@ from ai_worker.jobs.video import ffmpeg_exe
 SIZES = ((360, 480), (480, 360), (640, 480))  # (width, height) of the frames
 PAGE_W, PAGE_H = 320, 440
 FPS = 15
-TRANSITION_S = {"cut": 0.0, "slide": 0.5, "turn": 0.8}
+TRANSITION_S = {"cut": 0.0, "slide": 0.8, "turn": 0.8}
 PAPER = 235
 
 
@@ -138,7 +138,12 @@ def render_clip(seed: int, workdir: Path, pages: int | None = None, kinds: tuple
     drawn = [_page(rng, layout, n + 1, w) for n, w in enumerate(written)]
     holds = [rng.uniform(1.5, 6.0) for _ in range(count)]
     transitions = [rng.choice(kinds or ("cut", "slide", "turn")) for _ in range(count - 1)]
-    desk = np.clip(nrng.normal(80, 12, (height, width)), 0, 255).astype(np.float32)
+    camera_shake = seed % 2 == 1  # the phone shakes (the desk moves too), else the hand holding the sheet does
+    if seed % 3 == 0:  # a light desk with a grain: bright and textured, but no ink on it
+        stripes = np.sin(np.arange(height, dtype=np.float32)[:, None] / 5.0 + np.arange(width)[None] / 90.0)
+        desk = np.clip(170 + 18 * stripes + nrng.normal(0, 4, (height, width)), 0, 255).astype(np.float32)
+    else:
+        desk = np.clip(nrng.normal(80, 12, (height, width)), 0, 255).astype(np.float32)
     back = np.full((PAGE_H, PAGE_W), PAPER - 15, np.uint8)
     path = workdir / f"clip{seed}.mp4"
     command = [
@@ -179,17 +184,22 @@ def render_clip(seed: int, workdir: Path, pages: int | None = None, kinds: tuple
                 sheet = _draw(page, strokes[:shown])
             else:
                 sheet = _draw(page, strokes)
-            x0, y0 = home_x + shake[0], home_y + shake[1]
+            x0, y0 = (home_x, home_y) if camera_shake else (home_x + shake[0], home_y + shake[1])
+            angle = 0.0 if camera_shake else shake[2]
             turning = nxt is not None and t > holds[p]
             progress = (t - holds[p]) / TRANSITION_S[kind] if turning and TRANSITION_S[kind] else 0.0
             if not turning:
-                _place(frame, sheet, x0, y0, shake[2])
+                _place(frame, sheet, x0, y0, angle)
+            elif kind == "slide" and p % 2:  # taken away upwards, the desk alone, the next one brought up
+                away = 2 * progress if progress < 0.5 else 2 - 2 * progress
+                _place(frame, sheet if progress < 0.5 else _draw(*nxt), x0, y0 - away * 1.2 * height, angle + 10 * away)
+                _hand(frame, width * 0.5, y0 - away * 1.2 * height + PAGE_H)
             elif kind == "slide":
-                _place(frame, sheet, x0 - progress * width, y0, shake[2])
-                _place(frame, _draw(*nxt), x0 + (1 - progress) * width, y0, shake[2])
+                _place(frame, sheet, x0 - progress * width, y0, angle)
+                _place(frame, _draw(*nxt), x0 + (1 - progress) * width, y0, angle)
                 _hand(frame, width * (1.2 - 1.4 * progress), height * 0.6)
             elif kind == "turn":
-                _place(frame, _draw(*nxt), x0, y0, shake[2])
+                _place(frame, _draw(*nxt), x0, y0, angle)
                 if progress < 0.6:  # folding over: the front narrows, then the back widens to the left
                     fold = math.cos(math.pi * progress / 0.6)
                     _place(
@@ -197,11 +207,11 @@ def render_clip(seed: int, workdir: Path, pages: int | None = None, kinds: tuple
                         sheet if fold > 0 else back,
                         x0,
                         y0,
-                        shake[2],
+                        angle,
                         squash=max(0.02, abs(fold)) * np.sign(fold),
                     )
                 else:  # the turned sheet lies on the left and is taken away
-                    _place(frame, back, x0 - (progress - 0.6) / 0.4 * width, y0, shake[2], squash=-1.0)
+                    _place(frame, back, x0 - (progress - 0.6) / 0.4 * width, y0, angle, squash=-1.0)
                 _hand(frame, x0 + PAGE_W * math.cos(math.pi * min(progress, 0.6) / 0.6), height * 0.75)
             if occlusion and occlusion[0] <= t < occlusion[0] + occlusion[1]:
                 _hand(frame, width * (1.1 - (t - occlusion[0]) / occlusion[1] * 0.5), height * 0.7)
@@ -211,6 +221,10 @@ def render_clip(seed: int, workdir: Path, pages: int | None = None, kinds: tuple
                     x0 + PAGE_W * 0.6 + 60,
                     y0 + PAGE_H * (0.3 + 0.4 * (t - writing[0]) / (writing[1] - writing[0])) + 80,
                 )
+            if camera_shake:
+                m = cv2.getRotationMatrix2D((width / 2, height / 2), shake[2], 1.0)
+                m[:, 2] += shake[:2]
+                frame = cv2.warpAffine(frame, m, (width, height), borderMode=cv2.BORDER_REFLECT)
             frame = frame * gain + nrng.normal(0, 4, frame.shape)
             encoder.stdin.write(np.clip(frame, 0, 255).astype(np.uint8).tobytes())  # type: ignore[union-attr]
             frames += 1
