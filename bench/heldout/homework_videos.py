@@ -313,7 +313,16 @@ def _hand(frame: np.ndarray, tip: tuple[float, float], edge: str, skin: tuple[in
         cv2.line(frame, (int(base[0]), int(base[1])), (int(end[0]), int(end[1])), skin, int(20 * scale), cv2.LINE_AA)
 
 
-def render_video(seed: int, workdir: Path, pages: int | None = None, size: tuple[int, int] | None = None) -> Video:
+def render_video(
+    seed: int,
+    workdir: Path,
+    pages: int | None = None,
+    size: tuple[int, int] | None = None,
+    transitions: tuple[str, ...] | None = None,
+    max_hold_s: float = 5.5,
+) -> Video:
+    """One video; the page count, frame size and `transitions` (one per page change) are drawn unless given;
+    each page is held 1.8 s to `max_hold_s`."""
     rng = random.Random(seed * 7919 + 13)
     nrng = np.random.default_rng(seed + 10_000)
     w, h = SIZES[rng.randrange(len(SIZES))]
@@ -331,8 +340,9 @@ def render_video(seed: int, workdir: Path, pages: int | None = None, size: tuple
         img, areas = _sheet(rng, hw, n + 1)
         sheets.append(np.asarray(img))
         writing.append(_handwriting(rng, areas) if written[n] else [])
-    holds = [rng.uniform(1.8, 5.5) for _ in range(count)]
-    kinds = [rng.choice(("cut", "slide", "turn")) for _ in range(count - 1)]
+    holds = [rng.uniform(1.8, max(1.8, max_hold_s)) for _ in range(count)]
+    drawn_kinds = [rng.choice(("cut", "slide", "turn")) for _ in range(count - 1)]
+    kinds = list(transitions) if transitions else drawn_kinds
     durations = {"cut": 0.0, "slide": rng.uniform(0.8, 1.3), "turn": rng.uniform(0.9, 1.4)}
     desk = _desk(rng, w, h)
     pose = _pose(rng, w, h)
