@@ -7,9 +7,22 @@ Guarantees:
 - Frames are sampled by the environment's ffmpeg (`ffmpeg` on PATH, else the binary shipped by imageio-ffmpeg) at
   `AI_WORKER_VIDEO_FPS`, scaled to `AI_WORKER_VIDEO_SCALE_WIDTH`, grey, and streamed: memory holds a few frames,
   whatever the duration. The input is written to a private temporary directory that is always removed.
-- A page is a run of frames that each look like the two before (SSIM after undoing hand shake) lasting at least
-  `MIN_HOLD_S`; runs split by a brief occlusion or shake that look like the page before are the same page. The
-  frame most similar to both neighbours represents the page and is scored by handwriting_analysis's `measure`.
+- Frames are compared by content, not by their look at a coarse scale: each sampled frame is registered onto the
+  one before by ORB keypoints on the sheet (rotation, scale and shift; phase correlation when keypoints are too
+  few), and the two are compared letter by letter: the local correlation of their Laplacian of Gaussian over the
+  windows holding ink on paper, where both show paper (a hand or the frame's edge hides what it covers instead of
+  changing it). Two pages of one homework share a header and boxes but not their problems, so at least
+  `100 - MATCH_PERCENTILE` % of the content must match.
+- A view is held while consecutive frames match (>= `SAME_VIEW`) and it moves less than `MAX_STEP` of the frame per
+  sample (a sheet sliding or folding is in motion, whatever it shows); held at least `MIN_HOLD_S`, showing ink on
+  paper with margins (`_page_like`: a blank back or a textured desk is not a page), it is a page, unless its
+  content is that of the page before (>= `SAME_PAGE`, counting only the earlier view's content: writing added while
+  held, a hand that crossed, shake or exposure drift do not make a new page; print that changed does).
+- Each page is scored as soon as the next one starts: its sheet (the largest bright quadrilateral) is rectified to
+  `SHEET_HEIGHT` px and measured by handwriting_analysis's `measure` on its last steady view (`written`,
+  `writing_score`) and its first (`writing_progressive`: writing grew by `PROGRESSIVE_MIN_AREA` of the sheet and
+  `PROGRESSIVE_MIN_SHARE` of the final writing while held). Memory holds the current frame, the one before and a
+  few views per page, whatever the duration.
 """
 
 from __future__ import annotations
@@ -42,6 +55,7 @@ WINDOW = 9  # local normalised cross-correlation window at the analysis width (a
 TEXTURE_STD = 0.05  # local contrast (relative to the paper's brightness) of a window holding print or writing
 PAPER_LEVEL = 0.7  # a pixel whose background is at least 70 % of the paper's brightness is paper (not desk, hand)
 INK_CONTRAST = 0.7  # ink is at least 30 % darker than the paper around it (pencil on white: 60 %)
+RULE_PX = 21  # a straight run of ink this long (at the analysis width) is a rule or a box border, not a letter
 PAPER_CLOSE = 15  # closing kernel removing letters to see the paper under them
 MATCH_PERCENTILE = 20  # 80 % of the content must match: what two pages of one homework share (header, boxes)
 # is a large part of a page, what differs (the problems) is a larger part
@@ -56,6 +70,7 @@ QUAD_EPS = 0.02  # outline simplification tolerance (share of its perimeter) whe
 PAPER_INSET = 0.02  # trimmed off each side of the sheet: its shadowed edge against the desk
 SHEET_HEIGHT = 1000  # the sheet is rectified to this height (px) before its writing is measured: page-like
 PROGRESSIVE_MIN_AREA = 0.003  # writing grown by 0.3 % of the sheet (handwriting's presence floor) while held
+PROGRESSIVE_MIN_SHARE = 0.25  # ... and by a quarter of the final writing (two views of one page differ by ~10 %)
 MIN_VIDEO_S = 2.0  # shorter videos are flagged too_short: no page can be shown and read in less
 PROBE_TIMEOUT_S = 30.0  # reading a container header takes milliseconds; longer means a pathological file
 DURATION_RE = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
@@ -153,7 +168,14 @@ class _View:
         # Content is ink on paper: windows with contrast that hold marks much darker than the paper around them
         # (the grain of a light desk, a weave, paper texture have contrast but no such marks).
         ink = (self.norm < INK_CONTRAST * background).astype(np.uint8)
-        near_ink = cv2.dilate(ink, np.ones((WINDOW, WINDOW), np.uint8)) > 0
+        # Rules, answer lines and box borders are the homework's template, the same on all its pages: only the
+        # windows of the other marks (the problems' text, writing) tell two pages apart.
+        rules = cv2.bitwise_or(
+            cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (RULE_PX, 1))),
+            cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, RULE_PX))),
+        )
+        marks = cv2.subtract(ink, cv2.dilate(rules, np.ones((3, 3), np.uint8)))
+        near_ink = cv2.dilate(marks, np.ones((WINDOW, WINDOW), np.uint8)) > 0
         mean = cv2.blur(self.norm, (WINDOW, WINDOW))
         grey_var = cv2.blur(self.norm * self.norm, (WINDOW, WINDOW)) - mean * mean
         self.content = (grey_var > TEXTURE_STD**2) & self.paper & near_ink
@@ -244,7 +266,7 @@ class _Run:
 
     first: int
     last: int
-    start: _View  # the first view with both neighbours alike (the earliest steady state)
+    start: _View  # the earliest steady state: `MIN_HOLD_S` into the run (or its last interior view before)
     best: _View  # the steadiest view
     best_stability: float
     end: _View  # the latest steady view (the final state: writing added while held is on it)
@@ -283,7 +305,9 @@ class _Pages:
             prev, prev_link = self.previous
             # The previous view now has both neighbours: it may be the steadiest view of the run.
             stability = min(prev_link, link) if prev.index > self.run.first else link
-            if prev.index > self.run.first and self.run.start.index == self.run.first:
+            if self.run.first < prev.index <= self.run.first + self.min_frames:
+                # The page's first state: a hold's first frames can still show the end of the transition (the
+                # folded sheet, the hand) over part of it.
                 self.run.start = prev
             if stability > self.run.best_stability:
                 self.run.best, self.run.best_stability = prev, stability
@@ -322,7 +346,8 @@ class _Pages:
                 "writing_score": round(final.writing_score, 4),
                 "written": final.writing_present,
                 "writing_progressive": final.writing_present
-                and final.writing_area - initial.writing_area >= PROGRESSIVE_MIN_AREA,
+                and final.writing_area - initial.writing_area
+                >= max(PROGRESSIVE_MIN_AREA, PROGRESSIVE_MIN_SHARE * final.writing_area),
             }
         )
 
