@@ -46,7 +46,7 @@ def test_heldout_pages_are_counted_and_timed(analysed: list[tuple[Video, dict]])
 @pytest.mark.xfail(
     strict=True,
     reason="handwriting.measure reads real-font print (Korean and Latin) as handwriting and misses some pen "
-    "strokes on rectified video frames: `written` is right on about 60 % of held-out pages (bench/bench_video.py)",
+    "strokes on rectified video frames: `written` is right on 60 % of held-out pages (bench/bench_video.py)",
 )
 def test_heldout_written_pages_are_found(analysed: list[tuple[Video, dict]]) -> None:
     for clip, result in analysed:
