@@ -25,22 +25,7 @@ VIDEO_SIZE = (360, 480)
 VIDEO_FPS = 10
 VIDEO_HOLD_S = 2.5
 VIDEO_TURN_S = 0.3
-VIDEO_WORDS = [
-    "solve",
-    "find",
-    "the",
-    "area",
-    "of",
-    "each",
-    "shape",
-    "then",
-    "check",
-    "sum",
-    "write",
-    "your",
-    "answer",
-    "below",
-]
+VIDEO_WORDS = ("solve", "find", "the", "area", "of", "each", "shape", "then", "check", "sum", "write", "your")
 
 
 def _text(page: np.ndarray, text: str, x: int, y: int, scale: float = 0.6) -> None:
