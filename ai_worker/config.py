@@ -112,8 +112,8 @@ class VisionSettings:
     max_video_s: Annotated[
         float, Field(ge=1.0, description="Longest homework video analysed, in seconds."), Env("AI_WORKER_VIDEO_MAX_S")
     ] = 600.0
-    video_fps: Annotated[float, Field(ge=0.1, description="Frames per second sampled from a video.")] = 2.0
-    video_scale_width: Annotated[int, Field(ge=64, description="Width video frames are scaled to.")] = 480
+    video_fps: Annotated[float, Field(ge=0.1, description="Frames per second sampled from a video.")] = 4.0
+    video_scale_width: Annotated[int, Field(ge=64, description="Width video frames are scaled to.")] = 1280
     segmentation_onnx_model: Annotated[
         str | None, Field(description="ONNX layout model for question segmentation; classical layout when unset.")
     ] = None

@@ -25,6 +25,7 @@ VIDEO_SIZE = (360, 480)
 VIDEO_FPS = 10
 VIDEO_HOLD_S = 2.5
 VIDEO_TURN_S = 0.3
+VIDEO_WORDS = ("solve", "find", "the", "area", "of", "each", "shape", "then", "check", "sum", "write", "your")
 
 
 def _text(page: np.ndarray, text: str, x: int, y: int, scale: float = 0.6) -> None:
@@ -103,8 +104,9 @@ def sample_homework_video() -> bytes:
     pages = []
     for number in (1, 2, 3):
         sheet = np.full((440, 320), 235, np.uint8)
-        for line in range(12):
-            _text(sheet, f"{number}.{line + 1} practice problem {line * 7 % 10}", 14, 30 + line * 32, 0.4)
+        for line in range(12):  # each page has problems of its own: pages of one homework differ in their text
+            words = VIDEO_WORDS[(number * 5 + line) % len(VIDEO_WORDS) :] + VIDEO_WORDS
+            _text(sheet, f"{number}.{line + 1} " + " ".join(words[: 2 + (number + line) % 3]), 14, 30 + line * 32, 0.4)
         if number == 2:
             for line in range(5):
                 _pen(sheet, 30, 70 + line * 70, 240, amplitude=6)

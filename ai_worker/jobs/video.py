@@ -7,9 +7,22 @@ Guarantees:
 - Frames are sampled by the environment's ffmpeg (`ffmpeg` on PATH, else the binary shipped by imageio-ffmpeg) at
   `AI_WORKER_VIDEO_FPS`, scaled to `AI_WORKER_VIDEO_SCALE_WIDTH`, grey, and streamed: memory holds a few frames,
   whatever the duration. The input is written to a private temporary directory that is always removed.
-- A page is a run of frames that each look like the two before (SSIM after undoing hand shake) lasting at least
-  `MIN_HOLD_S`; runs split by a brief occlusion or shake that look like the page before are the same page. The
-  frame most similar to both neighbours represents the page and is scored by handwriting_analysis's `measure`.
+- Frames are compared by content, not by their look at a coarse scale: each sampled frame is registered onto the
+  one before by ORB keypoints on the sheet (rotation, scale and shift; phase correlation when keypoints are too
+  few), and the two are compared letter by letter: the local correlation of their Laplacian of Gaussian over the
+  windows holding ink on paper, where both show paper (a hand or the frame's edge hides what it covers instead of
+  changing it). Two pages of one homework share a header and boxes but not their problems, so at least
+  `100 - MATCH_PERCENTILE` % of the content must match.
+- A view is held while consecutive frames match (>= `SAME_VIEW`) and it moves less than `MAX_STEP` of the frame per
+  sample (a sheet sliding or folding is in motion, whatever it shows); held at least `MIN_HOLD_S`, showing ink on
+  paper with margins (`_page_like`: a blank back or a textured desk is not a page), it is a page, unless its
+  content is that of the page before (>= `SAME_PAGE`, counting only the earlier view's content: writing added while
+  held, a hand that crossed, shake or exposure drift do not make a new page; print that changed does).
+- Each page is scored as soon as the next one starts: its sheet (the largest bright quadrilateral) is rectified to
+  `SHEET_HEIGHT` px and measured by handwriting_analysis's `measure` on its last steady view (`written`,
+  `writing_score`) and its first (`writing_progressive`: writing grew by `PROGRESSIVE_MIN_AREA` of the sheet and
+  `PROGRESSIVE_MIN_SHARE` of the final writing while held). Memory holds the current frame, the one before and a
+  few views per page, whatever the duration.
 """
 
 from __future__ import annotations
@@ -24,23 +37,40 @@ from typing import IO, Any
 
 import cv2
 import numpy as np
-from skimage.metrics import structural_similarity
 
 from ai_worker.config import VisionSettings
 from ai_worker.errors import INPUT_TOO_LARGE, INVALID_INPUT, PermanentError
 from ai_worker.jobs.context import JobContext
 from ai_worker.jobs.handwriting import measure
 
-THUMB_WIDTH = 160  # frames are compared at this width: enough for page layout, blind to sensor noise
-SSIM_WINDOW = 7  # scikit-image's default SSIM window
-TEXTURE_STD = 12.0  # grey levels of local contrast that make a window "textured" (text, strokes, edges)
-MIN_TEXTURED = 0.02  # below 2 % textured windows the frames are blank and plain SSIM decides
-SAME_VIEW_SSIM = 0.6  # frames at least this similar (textured SSIM after shake correction) show the same page:
-# on generated videos the same page scores >= 0.77 and different pages <= 0.48
-MIN_PAPER_SHARE = 0.2  # the sheet fills at least a fifth of a frame held up to the camera
-PAPER_INSET = 0.03  # trimmed off each side of the sheet's box: its shadowed edge against the desk
-WRITTEN_MIN_SCORE = 0.3  # a filmed sheet is small and soft: "written" needs writing over ~3 % of it, not a few marks
+ANALYSIS_WIDTH = 640  # frames are compared at this width: letters are resolved, so two pages of one homework differ
+ORB_FEATURES = 500  # keypoints per frame for registration (shake, drift, a sheet moved on the desk)
+ORB_RATIO = 0.8  # Lowe's ratio test on the two nearest descriptors
+DETAIL_SIGMA = 1.0  # px at the analysis width: the Gaussian of the Laplacian that compares letters' strokes
+DETAIL_FLOOR = 0.05  # variance floor of the correlation, relative to the reference's median content variance
+MAX_STEP = 0.03  # a view that moved more than 3 % of the frame's width since the last sample is in motion
+MIN_INLIERS = 12  # a homography needs this many RANSAC inliers (3 px) to be trusted, else phase correlation
+MAX_ZOOM = 1.6  # a registration that scales by more than this (or its inverse) is a mismatch, not shake
+WINDOW = 9  # local normalised cross-correlation window at the analysis width (about a letter)
+TEXTURE_STD = 0.05  # local contrast (relative to the paper's brightness) of a window holding print or writing
+PAPER_LEVEL = 0.7  # a pixel whose background is at least 70 % of the paper's brightness is paper (not desk, hand)
+INK_CONTRAST = 0.7  # ink is at least 30 % darker than the paper around it (pencil on white: 60 %)
+RULE_PX = 21  # a straight run of ink this long (at the analysis width) is a rule or a box border, not a letter
+PAPER_CLOSE = 15  # closing kernel removing letters to see the paper under them
+MATCH_PERCENTILE = 20  # 80 % of the content must match: what two pages of one homework share (header, boxes)
+# is a large part of a page, what differs (the problems) is a larger part
+SAME_VIEW = 0.4  # consecutive frames whose content correlates this much (x visible share) show one still view
+SAME_PAGE = 0.4  # a held view whose earlier page's content correlates this much is that page again
+MIN_VISIBLE = 0.5  # share of a view's content that must be visible (paper, in frame) in the other to compare
+MIN_CONTENT = 0.01  # a page shows content (print, writing) in at least 1 % of the frame: a blank back is not one
+MAX_CONTENT_OF_PAPER = 0.7  # ... and at most 70 % of its paper: a page has margins and space between lines
 MIN_HOLD_S = 0.5  # a view held steady shorter than this is a page turn, not a page
+MIN_PAPER_SHARE = 0.2  # the sheet fills at least a fifth of a frame held up to the camera
+QUAD_EPS = 0.02  # outline simplification tolerance (share of its perimeter) when looking for the sheet's 4 corners
+PAPER_INSET = 0.02  # trimmed off each side of the sheet: its shadowed edge against the desk
+SHEET_HEIGHT = 1000  # the sheet is rectified to this height (px) before its writing is measured: page-like
+PROGRESSIVE_MIN_AREA = 0.003  # writing grown by 0.3 % of the sheet (handwriting's presence floor) while held
+PROGRESSIVE_MIN_SHARE = 0.25  # ... and by a quarter of the final writing (two views of one page differ by ~10 %)
 MIN_VIDEO_S = 2.0  # shorter videos are flagged too_short: no page can be shown and read in less
 PROBE_TIMEOUT_S = 30.0  # reading a container header takes milliseconds; longer means a pathological file
 DURATION_RE = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
@@ -120,128 +150,257 @@ def _read_exact(stream: IO[bytes], size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _similarity(reference: np.ndarray, moving: np.ndarray) -> float:
-    """How alike two thumbnails are: mean SSIM over their textured windows, after undoing the shift between them.
+class _View:
+    """One sampled frame, prepared for comparison: normalised for exposure, its paper and content masks, keypoints."""
 
-    Blank paper is alike on every page, so windows flat in both frames are left out; a shift that leaves less than
-    half of the frame overlapping means a different view.
-    """
-    (dx, dy), _ = cv2.phaseCorrelate(reference, moving)
-    undo = np.array([[1.0, 0.0, -dx], [0.0, 1.0, -dy]], np.float32)
-    shifted = cv2.warpAffine(moving, undo, (moving.shape[1], moving.shape[0]))
-    mx, my = int(abs(dx)) + SSIM_WINDOW, int(abs(dy)) + SSIM_WINDOW  # compare only where both frames have content
-    a, b = reference[my:-my, mx:-mx], shifted[my:-my, mx:-mx]
-    if a.size < reference.size / 2:
-        return 0.0
-    _, ssim_map = structural_similarity(a, b, data_range=255.0, win_size=SSIM_WINDOW, full=True)
-    textured = (_local_std(a) > TEXTURE_STD) | (_local_std(b) > TEXTURE_STD)
-    if textured.mean() < MIN_TEXTURED:
-        return float(ssim_map.mean())
-    return float(ssim_map[textured].mean())
+    def __init__(self, index: int, frame: np.ndarray, orb: cv2.ORB) -> None:
+        self.index = index
+        self.frame = frame  # as decoded: kept only while it may represent a page
+        h, w = frame.shape
+        width = min(ANALYSIS_WIDTH, w)
+        small = cv2.resize(frame, (width, max(16, round(h * width / w))), interpolation=cv2.INTER_AREA)
+        self.small = small
+        level = max(float(np.percentile(small, 95)), 1.0)  # the paper's brightness: exposure drift divides out
+        self.norm = small.astype(np.float32) / level
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (PAPER_CLOSE, PAPER_CLOSE))
+        background = cv2.morphologyEx(self.norm, cv2.MORPH_CLOSE, kernel)
+        self.paper = background >= PAPER_LEVEL
+        # Content is ink on paper: windows with contrast that hold marks much darker than the paper around them
+        # (the grain of a light desk, a weave, paper texture have contrast but no such marks).
+        ink = (self.norm < INK_CONTRAST * background).astype(np.uint8)
+        # Rules, answer lines and box borders are the homework's template, the same on all its pages: only the
+        # windows of the other marks (the problems' text, writing) tell two pages apart.
+        rules = cv2.bitwise_or(
+            cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (RULE_PX, 1))),
+            cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, RULE_PX))),
+        )
+        marks = cv2.subtract(ink, cv2.dilate(rules, np.ones((3, 3), np.uint8)))
+        near_ink = cv2.dilate(marks, np.ones((WINDOW, WINDOW), np.uint8)) > 0
+        mean = cv2.blur(self.norm, (WINDOW, WINDOW))
+        grey_var = cv2.blur(self.norm * self.norm, (WINDOW, WINDOW)) - mean * mean
+        self.content = (grey_var > TEXTURE_STD**2) & self.paper & near_ink
+        self.content_share = float(self.content.mean())
+        self.paper_share = float(self.paper.mean())
+        # Letters are compared by their shapes: a Laplacian of Gaussian keeps strokes and drops the dark band a line
+        # of text makes, which any two lines of text share.
+        self.detail = _detail(self.norm)
+        self.mean, self.var = _local_stats(self.detail)
+        self.keypoints, self.descriptors = orb.detectAndCompute(small, self.paper.astype(np.uint8))  # the sheet's
 
 
-def _local_std(img: np.ndarray) -> np.ndarray:
-    mean = cv2.blur(img, (SSIM_WINDOW, SSIM_WINDOW))
-    return np.sqrt(np.maximum(cv2.blur(img * img, (SSIM_WINDOW, SSIM_WINDOW)) - mean * mean, 0.0))
+@dataclass(frozen=True)
+class _Match:
+    ncc: float  # local correlation that `MATCH_PERCENTILE` % of the compared windows stay under
+    visible: float  # share of the reference's content that was visible in the other view
+    moved: float  # how far the view moved (mean shift of the frame's central points / frame width)
+
+    @property
+    def score(self) -> float:
+        return self.ncc * min(1.0, self.visible / MIN_VISIBLE) if self.visible > 0 else 0.0
 
 
-def _paper(frame: np.ndarray) -> np.ndarray:
-    """The sheet in a frame: the bounding box of the largest bright region, inset so its edge against the desk is
-    not read as ink; the whole frame when no region covers `MIN_PAPER_SHARE` of it."""
-    _, bright = cv2.threshold(frame, 0, 1, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=8)
-    if count <= 1:
-        return frame
-    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    x, y, w, h, area = stats[best]
-    if area < MIN_PAPER_SHARE * frame.size:
-        return frame
-    dx, dy = round(w * PAPER_INSET), round(h * PAPER_INSET)
-    return frame[y + dy : y + h - dy, x + dx : x + w - dx]
+def _detail(norm: np.ndarray) -> np.ndarray:
+    return cv2.Laplacian(cv2.GaussianBlur(norm, (0, 0), DETAIL_SIGMA), cv2.CV_32F)
+
+
+def _local_stats(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = cv2.blur(img, (WINDOW, WINDOW))
+    return mean, np.maximum(cv2.blur(img * img, (WINDOW, WINDOW)) - mean * mean, 0.0)
+
+
+def _register(ref: _View, other: _View, matcher: cv2.BFMatcher) -> np.ndarray:
+    """The transform taking `ref`'s pixels to `other`'s (ORB + RANSAC; phase correlation when too few keypoints)."""
+    if ref.descriptors is not None and other.descriptors is not None and len(other.descriptors) >= 2:
+        pairs = matcher.knnMatch(ref.descriptors, other.descriptors, k=2)
+        good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ORB_RATIO * p[1].distance]
+        if len(good) >= MIN_INLIERS:
+            src = np.array([ref.keypoints[m.queryIdx].pt for m in good], np.float32)
+            dst = np.array([other.keypoints[m.trainIdx].pt for m in good], np.float32)
+            # Rotation, scale and shift (4 degrees of freedom): keypoints cluster on dense print, and a full
+            # homography fitted on a cluster extrapolates wildly to the rest of the sheet.
+            affine, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0)
+            if affine is not None and int(inliers.sum()) >= MIN_INLIERS:
+                zoom = abs(np.linalg.det(affine[:, :2])) ** 0.5
+                if 1 / MAX_ZOOM <= zoom <= MAX_ZOOM:
+                    return np.vstack([affine, [0.0, 0.0, 1.0]])
+    (dx, dy), _ = cv2.phaseCorrelate(ref.norm, other.norm)
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
+
+
+def _compare(ref: _View, other: _View, matcher: cv2.BFMatcher, both: bool) -> _Match:
+    """How well `other` shows `ref`'s content: mean local correlation over `ref`'s content windows (and `other`'s
+    when `both`), after registration, where both views show paper. Windows hidden in `other` (a hand, the frame's
+    edge) are left out and counted in `visible`; content gone or replaced correlates near 0."""
+    homography = _register(ref, other, matcher)
+    h, w = ref.norm.shape
+    centre = np.array([[w / 4, h / 4], [3 * w / 4, h / 4], [3 * w / 4, 3 * h / 4], [w / 4, 3 * h / 4]], np.float32)
+    moved_by = float(np.linalg.norm(cv2.perspectiveTransform(centre[None], homography)[0] - centre, axis=1).mean()) / w
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    moved = cv2.warpPerspective(other.detail, homography, (w, h), flags=flags, borderValue=0.0)
+    paper = cv2.warpPerspective(other.paper.astype(np.uint8), homography, (w, h), flags=flags) > 0
+    paper &= ref.paper
+    mean, var = _local_stats(moved)
+    cov = cv2.blur(ref.detail * moved, (WINDOW, WINDOW)) - ref.mean * mean
+    content = ref.content
+    if both:
+        grey = cv2.warpPerspective(other.content.astype(np.uint8), homography, (w, h), flags=flags) > 0
+        content = content | grey
+    visible = float((content & paper).sum()) / max(1, int(content.sum()))
+    compared = content & paper
+    if not compared.any():
+        return _Match(0.0, 0.0, moved_by)
+    floor = (DETAIL_FLOOR * float(np.median(ref.var[ref.content]))) ** 2 if ref.content.any() else 1e-12
+    ncc = cov[compared] / np.sqrt(ref.var[compared] * var[compared] + floor)
+    return _Match(float(np.percentile(ncc, MATCH_PERCENTILE)), visible, moved_by)
+
+
+def _page_like(view: _View) -> bool:
+    """A sheet of paper with print or writing on it: some content, and margins and line spacing free of it (a
+    textured desk or carpet, seen without a sheet, is "content" all over)."""
+    return MIN_CONTENT <= view.content_share <= MAX_CONTENT_OF_PAPER * view.paper_share
 
 
 @dataclass
 class _Run:
-    """Consecutive frames that each look like the one before."""
+    """Consecutive views that each show what the one before showed."""
 
     first: int
     last: int
-    best_frame: np.ndarray
-    best_thumb: np.ndarray
+    start: _View  # the earliest steady state: `MIN_HOLD_S` into the run (or its last interior view before)
+    best: _View  # the steadiest view
     best_stability: float
+    end: _View  # the latest steady view (the final state: writing added while held is on it)
 
 
 @dataclass
 class _Page:
     first: int
     last: int
-    frame: np.ndarray
-    thumb: np.ndarray
-    held: int  # frames in the run the representative frame came from
+    start: _View
+    best: _View
+    best_stability: float
+    end: _View
 
 
 class _Pages:
-    """Streams frames into runs, runs into pages; each page is scored as soon as no later view can join it."""
+    """Streams views into runs, runs into pages; each page is scored as soon as no later view can join it."""
 
     def __init__(self, fps: float) -> None:
         self.fps = fps
         self.min_frames = max(2, round(MIN_HOLD_S * fps))
+        self.orb = cv2.ORB.create(ORB_FEATURES)
+        self.matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
         self.run: _Run | None = None
+        self.previous: tuple[_View, float] | None = None  # the last view and how well it matched the one before
         self.page: _Page | None = None
-        self.recent: list[tuple[np.ndarray, np.ndarray, float]] = []  # the run's last frames: (frame, thumb, link)
         self.done: list[dict[str, Any]] = []
 
     def add(self, index: int, frame: np.ndarray) -> None:
-        h, w = frame.shape
-        thumb = cv2.resize(frame, (THUMB_WIDTH, max(32, round(h * THUMB_WIDTH / w))), interpolation=cv2.INTER_AREA)
-        thumb = thumb.astype(np.float32)
-        # The same view must look like the previous frame *and* the one before: a frame half-way through a page
-        # turn can look like both pages, but the page before the turn never looks like the page after it.
-        links = [_similarity(previous, thumb) for _, previous, _ in self.recent[-2:]]
-        if self.run is not None and links and min(links) >= SAME_VIEW_SSIM:
-            prev_frame, prev_thumb, prev_link = self.recent[-1]
-            # The previous frame now has both neighbours: it may be the steadiest view of the run.
-            stability = min(prev_link, links[-1]) if len(self.recent) > 1 else links[-1]
+        view = _View(index, frame, self.orb)
+        link = 0.0
+        if self.previous is not None:
+            match = _compare(self.previous[0], view, self.matcher, both=True)
+            link = match.score if match.moved <= MAX_STEP else 0.0  # a sheet in motion is not held
+        if self.run is not None and self.previous is not None and link >= SAME_VIEW:
+            prev, prev_link = self.previous
+            # The previous view now has both neighbours: it may be the steadiest view of the run.
+            stability = min(prev_link, link) if prev.index > self.run.first else link
+            if self.run.first < prev.index <= self.run.first + self.min_frames:
+                # The page's first state: a hold's first frames can still show the end of the transition (the
+                # folded sheet, the hand) over part of it.
+                self.run.start = prev
             if stability > self.run.best_stability:
-                self.run.best_frame, self.run.best_thumb, self.run.best_stability = prev_frame, prev_thumb, stability
+                self.run.best, self.run.best_stability = prev, stability
+            self.run.end = prev
             self.run.last = index
-            self.recent = [self.recent[-1], (frame, thumb, links[-1])]
         else:
             self._close_run()
-            self.run = _Run(index, index, frame, thumb, -1.0)
-            self.recent = [(frame, thumb, 0.0)]
+            self.run = _Run(index, index, view, view, -1.0, view)
+        self.previous = (view, link)
 
     def _close_run(self) -> None:
         run, self.run = self.run, None
-        if run is None or run.last - run.first + 1 < self.min_frames:
-            return  # a page turn, a hand passing: not a page
-        held = run.last - run.first + 1
-        if self.page is not None and _similarity(self.page.thumb, run.best_thumb) >= SAME_VIEW_SSIM:
-            self.page.last = run.last
-            if held > self.page.held:
-                self.page.frame, self.page.thumb, self.page.held = run.best_frame, run.best_thumb, held
+        if run is None or run.last - run.first + 1 < self.min_frames or not _page_like(run.best):
+            return  # a page turn, a hand passing, the blank back of a sheet, the desk: not a page
+        page = self.page
+        if page is not None and _compare(page.end, run.best, self.matcher, both=False).score >= SAME_PAGE:
+            page.last = run.last
+            page.end = run.end
+            if run.best_stability > page.best_stability:
+                page.best, page.best_stability = run.best, run.best_stability
             return
         self._score_page()
-        self.page = _Page(run.first, run.last, run.best_frame, run.best_thumb, held)
+        self.page = _Page(run.first, run.last, run.start, run.best, run.best_stability, run.end)
 
     def _score_page(self) -> None:
-        if self.page is None:
+        page, self.page = self.page, None
+        if page is None:
             return
-        scored = measure(_paper(self.page.frame))
+        final = measure(_sheet(page.end.frame))
+        initial = final if page.start is page.end else measure(_sheet(page.start.frame))
         self.done.append(
             {
-                "start_s": round(self.page.first / self.fps, 3),
-                "end_s": round((self.page.last + 1) / self.fps, 3),
-                "writing_score": round(scored.writing_score, 4),
-                "written": scored.writing_score >= WRITTEN_MIN_SCORE,
+                "start_s": round(page.first / self.fps, 3),
+                "end_s": round((page.last + 1) / self.fps, 3),
+                "frame_s": round(page.best.index / self.fps, 3),
+                "writing_score": round(final.writing_score, 4),
+                "written": final.writing_present,
+                "writing_progressive": final.writing_present
+                and final.writing_area - initial.writing_area
+                >= max(PROGRESSIVE_MIN_AREA, PROGRESSIVE_MIN_SHARE * final.writing_area),
             }
         )
-        self.page = None
 
     def finish(self) -> list[dict[str, Any]]:
         self._close_run()
         self._score_page()
         return self.done
+
+
+def _sheet(frame: np.ndarray) -> np.ndarray:
+    """The sheet in a frame, as a page: the largest bright region's quadrilateral rectified to `SHEET_HEIGHT` px
+    (its bounding box when it is not a quadrilateral), inset so its edge against the desk is not read as ink; the
+    whole frame when no bright region covers `MIN_PAPER_SHARE` of it."""
+    blurred = cv2.GaussianBlur(frame, (5, 5), 0)
+    _, bright = cv2.threshold(blurred, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    contours, _ = cv2.findContours(bright, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return _upscale(frame)
+    outline = max(contours, key=cv2.contourArea)
+    if cv2.contourArea(outline) < MIN_PAPER_SHARE * frame.size:
+        return _upscale(frame)
+    hull = cv2.convexHull(outline)
+    quad = cv2.approxPolyDP(hull, QUAD_EPS * cv2.arcLength(hull, True), True)
+    if len(quad) != 4:
+        x, y, w, h = cv2.boundingRect(outline)
+        dx, dy = round(w * PAPER_INSET), round(h * PAPER_INSET)
+        return _upscale(frame[y + dy : y + h - dy, x + dx : x + w - dx])
+    corners = _order(quad.reshape(4, 2).astype(np.float32))
+    width = float(np.linalg.norm(corners[1] - corners[0]) + np.linalg.norm(corners[2] - corners[3])) / 2
+    height = float(np.linalg.norm(corners[3] - corners[0]) + np.linalg.norm(corners[2] - corners[1])) / 2
+    scale = SHEET_HEIGHT / max(height, 1.0)
+    out_w, out_h = max(16, round(width * scale)), SHEET_HEIGHT
+    pad_x, pad_y = out_w * PAPER_INSET, out_h * PAPER_INSET
+    target = np.array(
+        [[-pad_x, -pad_y], [out_w + pad_x, -pad_y], [out_w + pad_x, out_h + pad_y], [-pad_x, out_h + pad_y]], np.float32
+    )
+    warp = cv2.getPerspectiveTransform(corners, target)
+    return cv2.warpPerspective(frame, warp, (out_w, out_h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _order(corners: np.ndarray) -> np.ndarray:
+    """Corners as top-left, top-right, bottom-right, bottom-left."""
+    total, diff = corners.sum(axis=1), np.diff(corners, axis=1).ravel()
+    order = [np.argmin(total), np.argmin(diff), np.argmax(total), np.argmax(diff)]
+    return corners[order].astype(np.float32)
+
+
+def _upscale(region: np.ndarray) -> np.ndarray:
+    scale = SHEET_HEIGHT / region.shape[0]
+    if scale <= 1:
+        return region
+    size = (round(region.shape[1] * scale), SHEET_HEIGHT)
+    return cv2.resize(region, size, interpolation=cv2.INTER_CUBIC)
 
 
 def _sample(exe: str, path: Path, info: Probe, vision: VisionSettings, workdir: Path) -> tuple[list[dict], int]:

@@ -1,0 +1,53 @@
+"""homework_video_analysis on held-out videos (bench/heldout/homework_videos.py: rendering code of its own, real
+Debian fonts, colour, perspective, H.264), short and low-resolution: the issue's targets on a few of them.
+
+The full held-out figures (20 videos, per transition kind) come from `python bench/bench_video.py`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from ai_worker.jobs import video
+from ai_worker.jobs.context import JobContext
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench" / "heldout"))
+from homework_videos import Video, fonts_available, render_video
+
+pytestmark = pytest.mark.skipif(
+    not fonts_available(), reason="held-out pages need fonts-nanum, fonts-noto-cjk and fonts-dejavu (apt-get install)"
+)
+CASES = {900: ("cut", "turn"), 901: ("slide", "cut")}  # 640x480, 3 pages each; hands and writing as drawn
+START_TOLERANCE_S = 0.75
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Video, dict]]:
+    workdir = tmp_path_factory.mktemp("heldout")
+    out = []
+    for seed, kinds in CASES.items():
+        clip = render_video(seed, workdir, pages=3, size=(640, 480), transitions=kinds, max_hold_s=3.0)
+        out.append((clip, video.handle(JobContext.for_test("homework_video_analysis", {}, clip.data))))
+    return out
+
+
+def test_heldout_pages_are_counted_and_timed(analysed: list[tuple[Video, dict]]) -> None:
+    for clip, result in analysed:
+        pages = result["pages"]
+        assert len(pages) == clip.pages, (clip.transitions, [p["start_s"] for p in pages])
+        arrivals = [0.0, *clip.ends[:-1]]  # a page arrives during the transition before its start
+        for page, start, arrive in zip(pages, clip.starts, arrivals, strict=True):
+            assert arrive - START_TOLERANCE_S <= page["start_s"] <= start + START_TOLERANCE_S
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="handwriting.measure reads real-font print (Korean and Latin) as handwriting and misses some pen "
+    "strokes on rectified video frames: `written` is right on 60 % of held-out pages (bench/bench_video.py)",
+)
+def test_heldout_written_pages_are_found(analysed: list[tuple[Video, dict]]) -> None:
+    for clip, result in analysed:
+        assert [p["written"] for p in result["pages"]] == clip.written
