@@ -1,10 +1,11 @@
 """Engine overhead: jobs/s, SQS and S3 calls per job for no-op jobs, the worker beside a previous-worker-style loop.
 
-Starts a moto server on 127.0.0.1 (nothing leaves the machine), creates the queues and bucket, warms the job
-processes with a few jobs (which also times the job type, so prefetch is sized), then enqueues --jobs no-op jobs
-and times the worker until every result document exists. SQS calls are counted with a botocore event hook on the
-worker's own session (receives, delete batches, visibility changes, result notices); S3 calls (the job processes'
-idempotency GET and conditional PUT) are counted from the moto server's request log.
+Starts a moto server on 127.0.0.1 in a process of its own (nothing leaves the machine), creates the queues and
+bucket, warms the job processes with a few jobs (which also times the job type, so prefetch is sized), then feeds
+--jobs no-op jobs at a steady load (about 40 waiting) and times the loop until every result document exists. SQS
+calls are counted with a botocore event hook on the worker's own session (receives, delete batches, visibility
+changes, result notices); S3 calls (the job processes' idempotency GET and conditional PUT) are counted from the
+moto server's request log.
 
 The baseline is a loop in the style of the platform's previous worker, run in the same process against the same
 server with the same number of threads: one message per receive, a lease-extender thread per message, the
@@ -20,17 +21,18 @@ import json
 import logging
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from typing import Any
+from typing import IO, Any
 
 import boto3
 
-from ai_worker.aws import Clients, make_clients
+from ai_worker.aws import make_clients
 from ai_worker.config import Settings
 from ai_worker.provisioning import ensure_queue
 from ai_worker.tiers import TIERS
@@ -42,14 +44,28 @@ def noop(ctx: Any) -> dict[str, Any]:
     return {}
 
 
-def start_moto() -> Any:
-    from moto.server import ThreadedMotoServer
-
+def start_moto() -> subprocess.Popen[str]:
+    """moto's server in a process of its own, as SQS and S3 are services apart from the worker: the worker's
+    process does not share its interpreter (and GIL) with the endpoint it calls."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    threading.Thread(target=S3_LOG.read, args=(server.stderr,), daemon=True).start()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("moto server did not start") from None
+            time.sleep(0.1)
     os.environ.update(
         {
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
@@ -62,45 +78,51 @@ def start_moto() -> Any:
     return server
 
 
-class S3Requests(logging.Handler):
-    """Counts S3 requests on one bucket from the moto server's request log (werkzeug), listings excluded."""
+class S3Requests:
+    """Counts S3 requests on one bucket from the moto server's request log (werkzeug, on its stderr), listings
+    excluded."""
 
     def __init__(self) -> None:
-        super().__init__(logging.INFO)
         self.bucket = ""
-        self.count = 0
+        self.count = 0  # S3 requests on the bucket's objects
+        self.results = 0  # result documents written (a PUT under results/ that succeeded)
 
-    def emit(self, record: logging.LogRecord) -> None:
-        line = record.getMessage()
-        if self.bucket and f" /{self.bucket}/" in line and "list-type" not in line:
-            self.count += 1
+    def watch(self, bucket: str) -> None:
+        self.bucket, self.count, self.results = bucket, 0, 0
+
+    def read(self, stream: IO[str]) -> None:
+        for line in stream:
+            if self.bucket and f" /{self.bucket}/" in line and "list-type" not in line:
+                self.count += 1
+                if f'"PUT /{self.bucket}/results/' in line and '" 200 ' in line:
+                    self.results += 1
 
 
 S3_LOG = S3Requests()
 
 
-def count_results(clients: Clients, settings: Settings) -> int:
-    pages = clients.s3.get_paginator("list_objects_v2").paginate(
-        Bucket=settings.results_bucket, Prefix=settings.results_prefix
-    )
-    return sum(page.get("KeyCount", 0) for page in pages)
+STEADY_DEPTH = 40  # jobs waiting in the queue at steady load: a few receives' worth, far from an empty queue
 
 
-def send_jobs(clients: Clients, settings: Settings, n: int) -> None:
-    url = clients.sqs.get_queue_url(QueueName=settings.queue_names["basic"])["QueueUrl"]
+def feed(sqs: Any, url: str, n: int, depth: int = STEADY_DEPTH) -> None:
+    """Send n no-op jobs, ten per call, keeping about `depth` of them unfinished: a steady load, not a backlog
+    (a deep queue measures moto's receive, which slows with depth, instead of the worker). Progress is read
+    from the server's log, so feeding adds no calls but the sends."""
     job = {"job_type": "ocr", "tier": "basic", "tenant_id": "bench", "payload": {}}
-    bodies = [json.dumps({"job_id": uuid.uuid4().hex, **job}) for _ in range(n)]
-    for start in range(0, n, 10):
-        entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])]
-        clients.sqs.send_message_batch(QueueUrl=url, Entries=entries)
+    start = S3_LOG.results
+    for sent in range(0, n, 10):
+        while sent - (S3_LOG.results - start) >= depth:
+            time.sleep(0.002)
+        entries = [
+            {"Id": str(i), "MessageBody": json.dumps({"job_id": uuid.uuid4().hex, **job})}
+            for i in range(min(10, n - sent))
+        ]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+    while S3_LOG.results - start < n:
+        time.sleep(0.002)
 
 
 WARM_JOBS = 5
-
-
-def wait_results(clients: Clients, settings: Settings, n: int) -> None:
-    while count_results(clients, settings) < n:
-        time.sleep(0.2)
 
 
 def run(slots: int, jobs: int, heartbeat_dir: str) -> dict[str, Any]:
@@ -131,14 +153,14 @@ def run(slots: int, jobs: int, heartbeat_dir: str) -> dict[str, Any]:
         daemon=True,
     )
     worker.start()
-    send_jobs(admin, settings, WARM_JOBS)  # warm-up: job processes started, handler imported, job type timed
-    wait_results(admin, settings, WARM_JOBS)
+    url = admin.sqs.get_queue_url(QueueName=settings.queue_names["basic"])["QueueUrl"]
+    S3_LOG.watch(settings.results_bucket)
+    feed(admin.sqs, url, WARM_JOBS)  # warm-up: job processes started, handler imported, job type timed
     time.sleep(1.0)  # the warm-up's deletes and notices are flushed before counting starts
-    S3_LOG.bucket, S3_LOG.count = settings.results_bucket, 0
-    send_jobs(admin, settings, jobs)
+    S3_LOG.watch(settings.results_bucket)
     calls.clear()
     started = time.perf_counter()
-    wait_results(admin, settings, jobs + WARM_JOBS)
+    feed(admin.sqs, url, jobs)
     elapsed = time.perf_counter() - started
     measured = dict(calls)
     s3_calls = S3_LOG.count
@@ -187,17 +209,12 @@ def baseline(slots: int, jobs: int) -> dict[str, Any]:
                 finished.set()
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
-    body = {"job_type": "ocr", "tier": "basic", "tenant_id": "bench", "payload": {}}
-    for start in range(0, jobs, 10):
-        entries = [{"Id": str(i), "MessageBody": json.dumps({"job_id": uuid.uuid4().hex, **body})} for i in range(10)]
-        admin.sqs.send_message_batch(QueueUrl=url, Entries=entries[: jobs - start])
-    S3_LOG.bucket, S3_LOG.count = bucket, 0
+    S3_LOG.watch(bucket)
     threads = [threading.Thread(target=consume, daemon=True) for _ in range(slots)]
-    started = time.perf_counter()
     for t in threads:
         t.start()
-    while count_results(admin, settings) < jobs:
-        time.sleep(0.2)
+    started = time.perf_counter()
+    feed(admin.sqs, url, jobs)
     elapsed = time.perf_counter() - started
     done.set()
     measured = dict(calls)
@@ -216,10 +233,6 @@ def baseline(slots: int, jobs: int) -> dict[str, Any]:
 
 
 def main() -> int:
-    werkzeug = logging.getLogger("werkzeug")  # moto's request log: counted, never printed
-    werkzeug.setLevel(logging.INFO)
-    werkzeug.propagate = False
-    werkzeug.handlers = [S3_LOG]
     logging.getLogger("ai_worker").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=200)
@@ -249,7 +262,8 @@ def main() -> int:
                     print(f"{'ratio':>8} {slots:>5}: worker/baseline jobs/s x{speed:.1f}, SQS calls/job x{calls:.2f}")
                 sys.stdout.flush()
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(10)
     return 0
 
 
