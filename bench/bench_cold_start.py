@@ -100,7 +100,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             runs = [once(tmp) for _ in range(args.runs)]
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(10)
     times = [r["seconds"] for r in runs]
     cpu = [r["cpu_s"] for r in runs]
     print(f"process start -> first lite job done: {', '.join(f'{t:.2f}' for t in times)} s wall")
