@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -25,6 +26,7 @@ from ai_worker.jobs.deskew import MIN_SKEW_DEG, estimate_skew, map_box, straight
 from ai_worker.jobs.imaging import ink_mask, join_marks, remove_specks
 
 REFERENCE_WIDTH = 1240  # A4 at 150 dpi: the unit every pixel constant below is written in
+FINE_SPECK_AREA = 3  # ... but a full stop at the end of a question label is not
 SPECK_AREA = 12  # components smaller than this (reference pixels squared: a 3x4 blot) are dust
 DOT_LINES = 0.5  # blocks lower than half a line height are dots and dust (or a row of them) ...
 RULE_LINES = 2.0  # ... unless they are at least two line heights long: an answer blank, a dash
@@ -46,6 +48,17 @@ NUMBER_GAP_LINES = 0.45  # the number ends at the first blank run at least this 
 NUMBER_MAX_LINES = 3.5  # ... and is at most this many line heights wide
 START_GAP_LINES = 0.9  # a blank gap of at least this many line heights may precede a new question
 JOIN_GAP_LINES = 4.0  # a non-numbered line further below its question than this is not part of it
+MIN_PAGE_SIDE = 200  # px: a smaller image cannot hold a legible exam page
+MIN_LINE_PX = 9  # text lines lower than this many pixels are too coarse to read (a page shrunk to a thumbnail)
+PAPER_BAND = 40  # grey levels below the paper tone (90th percentile) that still count as blank paper
+MIN_PAPER_SHARE = 0.6  # a printed page is mostly blank paper; a photograph is not
+MAX_INK_SHARE = 0.3  # nor is it mostly ink
+SPACE_LINES = 0.18  # a blank run this many line heights wide ends a word (a label such as "12." or "[5]")
+LABEL_MAX_LINES = 4.0  # a question label or a heading's range is at most this many line heights wide ("[11~15]")
+PREFIX_MAX_LINES = 1.1  # a first word narrower than this may be a prefix ("문", "Q") and is read with the next one
+MIN_READ_CONFIDENCE = 0.5  # the recogniser's mean character confidence below which a read is ignored
+CIRCLED_WEIGHT = 0.5  # circled numbers are usually choice markers: a chain of them counts half
+SKIP_PENALTY = 0.6  # a chain of question numbers loses this much per number it skips
 
 
 @dataclass(frozen=True)
@@ -59,27 +72,75 @@ class Block:
 
 
 @dataclass(frozen=True)
+class Question:
+    box: tuple[int, int, int, int]  # tight box of the question's ink, page pixels, x1/y1 exclusive
+    number: int | None  # the printed number; None when the start was found but nothing legible read there
+    label: str | None  # the label as printed: "3.", "2)", "문 3.", "Q4.", "[5]", "7" (boxed), "①"
+    column: int  # 0-based column index
+
+
+@dataclass(frozen=True)
 class Layout:
-    questions: list[tuple[int, int, int, int]]
+    questions: list[Question]
     columns: int
     skew_deg: float  # the page's rotation that was undone before the analysis (counter-clockwise positive)
+    reason: str | None = None  # why nothing was looked for: the input is not an exam page
 
 
 def analyse(gray: np.ndarray) -> Layout:
-    """Find the question boxes of one page, in reading order.
+    """Find the questions of one page, in reading order.
 
-    A skewed page is levelled first; its boxes are mapped back to the page as given (axis-aligned boxes around the
-    levelled ones).
+    A skewed page is levelled first; each question's box is then the tight box of its ink on the page as given.
     """
     height, width = gray.shape
+    if min(height, width) < MIN_PAGE_SIDE:
+        return Layout([], 1, 0.0, f"not a page: the image is {width}x{height} px, too small to hold an exam page")
     mask = _ink(gray)
+    reason = _not_a_page(gray, mask)
+    if reason:
+        return Layout([], 1, 0.0, reason)
     skew = estimate_skew(mask)
     if abs(skew) < MIN_SKEW_DEG:
-        questions, columns = _analyse_level(gray, mask)
-        return Layout(questions, columns, 0.0)
+        found, columns, reason = _analyse_level(gray, mask)
+        return Layout(found, columns, 0.0, reason)
     level, back = straighten(gray, skew)
-    questions, columns = _analyse_level(level, _ink(level))
-    return Layout([map_box(q, back, width, height) for q in questions], columns, round(-skew, 2))
+    found, columns, reason = _analyse_level(level, _ink(level))
+    mapped = [replace(q, box=_tight_on_page(q.box, back, mask)) for q in found]
+    return Layout(mapped, columns, round(-skew, 2), reason)
+
+
+def _not_a_page(gray: np.ndarray, mask: np.ndarray) -> str | None:
+    """A reason when the image is not a page of print: most of an exam page is blank paper."""
+    step = max(1, min(gray.shape) // 400)
+    sample = gray[::step, ::step]
+    paper = float(np.percentile(sample, 90))
+    blank = float(np.mean(sample >= paper - PAPER_BAND))
+    if blank < MIN_PAPER_SHARE:
+        return f"not a page: only {blank:.0%} of the image is blank paper (a photograph, not a printed page)"
+    if float(mask.mean()) > MAX_INK_SHARE:
+        return f"not a page: {float(mask.mean()):.0%} of the image is ink"
+    return None
+
+
+def _tight_on_page(box: tuple[int, int, int, int], back: np.ndarray, mask: np.ndarray) -> tuple[int, int, int, int]:
+    """The tight box of the page's ink inside a levelled box mapped back onto the page (a rotated rectangle)."""
+    height, width = mask.shape
+    x0, y0, x1, y1 = box
+    corners = np.array([[x0, y0, 1], [x1, y0, 1], [x1, y1, 1], [x0, y1, 1]], np.float64) @ back.T
+    outer = map_box(box, back, width, height)
+    region = np.zeros((outer[3] - outer[1], outer[2] - outer[0]), np.uint8)
+    if region.size == 0:
+        return outer
+    cv2.fillConvexPoly(region, np.round(corners - [outer[0], outer[1]]).astype(np.int32), 1)
+    ys, xs = np.nonzero(region & mask[outer[1] : outer[3], outer[0] : outer[2]])
+    if len(xs) == 0:
+        return outer
+    return (
+        outer[0] + int(xs.min()),
+        outer[1] + int(ys.min()),
+        outer[0] + int(xs.max()) + 1,
+        outer[1] + int(ys.max()) + 1,
+    )
 
 
 def _ink(gray: np.ndarray) -> np.ndarray:
@@ -87,35 +148,41 @@ def _ink(gray: np.ndarray) -> np.ndarray:
     return remove_specks(ink_mask(gray), max(2, round(SPECK_AREA * unit * unit)))
 
 
-def _analyse_level(gray: np.ndarray, mask: np.ndarray) -> tuple[list[tuple[int, int, int, int]], int]:
-    """(question boxes, column count) of a level page."""
-    height, width = gray.shape
+def _analyse_level(gray: np.ndarray, mask: np.ndarray) -> tuple[list[Question], int, str | None]:
+    """(questions, column count, reason when nothing could be looked for) of a level page."""
+    width = gray.shape[1]
     top, bottom = _strip_rules(mask, ink_mask(gray, RULE_MIN_CONTRAST))
-    furniture = round(PAGE_FURNITURE * height)  # running heads and page numbers, never questions
-    top, bottom = max(top, furniture), min(bottom, height - furniture)
     body = mask[top:bottom]
     word_gap = max(3, round(WORD_GAP * width))
     blocks = _blocks(body, word_gap)
+    if not blocks:
+        return [], 1, None
     line_h = _line_height(blocks)
+    if line_h < MIN_LINE_PX:
+        return (
+            [],
+            1,
+            f"not a page: text lines are {line_h:.0f} px high, too low a resolution to read (min {MIN_LINE_PX})",
+        )
     # Dust that survived the speck filter (JPEG smears it) would shift a line's start off the margin.
     blocks = [b for b in blocks if b.y1 - b.y0 >= DOT_LINES * line_h or b.x1 - b.x0 >= RULE_LINES * line_h]
-    # Columns are found on runs of words: a gutter is wider than any gap inside a line, so lines never span it.
+    # Labels are cut at blank runs in a mask that keeps the small marks the speck filter drops (the "." of "1.").
+    unit = width / REFERENCE_WIDTH
+    fine = remove_specks(ink_mask(gray[top:bottom]), max(2, round(FINE_SPECK_AREA * unit * unit)))
+    reader = _Reader(gray[top:bottom], fine, line_h)
     gutter = _gutter(_blocks(body, word_gap * 2), width, line_h)
-    questions: list[tuple[int, int, int, int]] = []
-    if gutter is None:
-        questions = _questions(body, blocks, _margin(blocks, line_h), line_h)
-    else:
-        reach = round(GUTTER_MIN * width / 2)
-        columnar = [b for b in blocks if not _spans(b, gutter, reach)]
-        left = _margin([b for b in columnar if _left_of(b, gutter)], line_h)
-        right = _margin([b for b in columnar if not _left_of(b, gutter)], line_h)
-        for band, spanning in _bands(blocks, gutter, reach):
-            if spanning:
-                questions += _questions(body, band, left, line_h)
-            else:
-                questions += _questions(body, [b for b in band if _left_of(b, gutter)], left, line_h)
-                questions += _questions(body, [b for b in band if not _left_of(b, gutter)], right, line_h)
-    return [(x0, y0 + top, x1, y1 + top) for x0, y0, x1, y1 in questions], 1 if gutter is None else 2
+    found: list[Question] = []
+    columns = 1
+    if gutter is not None:
+        sides = [[b for b in blocks if _left_of(b, gutter)], [b for b in blocks if not _left_of(b, gutter)]]
+        found = _questions(reader, sides, line_h)
+        if len({q.column for q in found}) == 2:
+            columns = 2
+        else:
+            found = []
+    if columns == 1:
+        found = _questions(reader, [blocks], line_h)
+    return [replace(q, box=(q.box[0], q.box[1] + top, q.box[2], q.box[3] + top)) for q in found], columns, None
 
 
 def _strip_rules(mask: np.ndarray, faint: np.ndarray) -> tuple[int, int]:
@@ -274,39 +341,213 @@ def _lines(blocks: list[Block]) -> list[Block]:
     return lines
 
 
-def _numbered(mask: np.ndarray, line: Block, line_h: float) -> bool:
-    """The line begins with a narrow block followed by a blank gap, as a question number does."""
-    gap = max(2, round(NUMBER_GAP_LINES * line_h))
-    limit = round(NUMBER_MAX_LINES * line_h)
-    window = mask[line.y0 : line.y1, line.x0 : min(line.x1, line.x0 + limit + gap)]
-    profile: list[bool] = np.any(window, axis=0).tolist()
-    blank = 0
-    for x, ink in enumerate(profile):
-        blank = 0 if ink else blank + 1
-        if blank >= gap:
-            return x - blank + 1 <= limit
-    return len(profile) < limit + gap  # the line is only the number
+@dataclass(frozen=True)
+class _Read:
+    """What the leading token of a line at the margin says."""
+
+    kind: str  # "start" (a question number) or "heading" (a range such as [1~5]: an instruction, not a question)
+    family: str  # label family: "num" (1. 2) 문 3.), "q", "bracket", "boxed", "circled"
+    number: int
+    label: str
+    hangul_prefix: bool = False  # an unreadable glyph before the number: "문" (the recogniser has no Hangul)
 
 
-def _questions(mask: np.ndarray, blocks: list[Block], margin: int, line_h: float) -> list[tuple[int, int, int, int]]:
+CIRCLED = {chr(0x2460 + i): i + 1 for i in range(20)} | {chr(0x3251 + i): 21 + i for i in range(15)}
+_HEADING = re.compile(r"^[\[(<]\s*\d{1,3}\s*[~∼\-–—〜～]\s*\d{1,3}\s*[\])>]")
+_NUM = re.compile(r"^(\d{1,3})\s*([.)．,])")
+_Q = re.compile(r"^[Qq]\s*\.?\s*(\d{1,3})\s*([.):]?)")
+_BRACKET = re.compile(r"^[\[(]\s*(\d{1,3})\s*[\])]")
+_PREFIXED = re.compile(r"^([^\x00-\x7f①-⑳])\s*(\d{1,3})\s*([.)．,])")
+_DIGIT_LOOKALIKES = str.maketrans({"I": "1", "l": "1", "|": "1", "O": "0", "o": "0"})
+_BOXED = re.compile(r"^[\[|(]?\s*(\d{1,3})\s*([.)]?)\s*[\]|]?$")
+
+
+def parse_label(text: str, frame: str = "") -> _Read | None:
+    """The question label (or section heading) a line's leading text starts with, if any.
+
+    `frame` is "box" or "circle" when `text` was read inside a drawn box or circle (a boxed or circled number).
+    """
+    t = text.strip()
+    if frame:
+        t = t.translate(_DIGIT_LOOKALIKES)
+    if not t:
+        return None
+    if _HEADING.match(t):
+        return _Read("heading", "heading", 0, t)
+    if t[0] in CIRCLED:
+        return _Read("start", "circled", CIRCLED[t[0]], t[0])
+    if frame:
+        m = _BOXED.match(t)
+        if m and frame == "circle" and 1 <= int(m.group(1)) <= len(CIRCLED):
+            number = int(m.group(1))
+            return _Read("start", "circled", number, next(c for c, n in CIRCLED.items() if n == number))
+        if m:
+            return _Read("start", "boxed", int(m.group(1)), m.group(1) + m.group(2))
+    m = _NUM.match(t)
+    if m:
+        mark = "." if m.group(2) in ".．," else ")"
+        return _Read("start", "num", int(m.group(1)), m.group(1) + mark)
+    m = _Q.match(t)
+    if m:
+        return _Read("start", "q", int(m.group(1)), f"Q{m.group(1)}{m.group(2)}")
+    m = _BRACKET.match(t)
+    if m and t[0] == "[":
+        return _Read("start", "bracket", int(m.group(1)), f"[{m.group(1)}]")
+    m = _PREFIXED.match(t)
+    if m:
+        mark = "." if m.group(3) in ".．," else ")"
+        return _Read("start", "num", int(m.group(2)), f"문 {m.group(2)}{mark}", hangul_prefix=True)
+    return None
+
+
+class _Reader:
+    """Reads the leading token of text lines with the PP-OCR recogniser (`textlines`)."""
+
+    def __init__(self, gray: np.ndarray, mask: np.ndarray, line_h: float) -> None:
+        self.gray, self.mask, self.line_h = gray, mask, line_h
+
+    def _token_end(self, line: Block, x: int, gap_lines: float) -> int | None:
+        """The x where the run of ink starting at or after `x` ends at a blank gap, within LABEL_MAX_LINES."""
+        limit = min(line.x1, line.x0 + round(LABEL_MAX_LINES * self.line_h))
+        profile = self.mask[line.y0 : line.y1, x:limit].any(axis=0)
+        gap = max(2, round(gap_lines * self.line_h))
+        inked = np.flatnonzero(profile)
+        if len(inked) == 0:
+            return None
+        blank = 0
+        for i in range(int(inked[0]), len(profile)):
+            blank = 0 if profile[i] else blank + 1
+            if blank >= gap:
+                return x + i - blank + 1
+        return x + len(profile) if limit == line.x1 else None
+
+    def _crop(self, line: Block, x0: int, x1: int) -> np.ndarray:
+        pad = max(2, round(0.2 * self.line_h))
+        return self.gray[max(0, line.y0 - pad) : line.y1 + pad, max(0, x0 - pad) : x1 + pad]
+
+    def _box_inside(self, line: Block, x1: int) -> tuple[int, int, int, int, bool] | None:
+        """The inside of a drawn box or circle around the token (a boxed or circled number), and whether it is a
+        circle; None when the token is not enclosed (ink on all four sides, around the middle of each)."""
+        window = self.mask[line.y0 : line.y1, line.x0 : x1]
+        ys, xs = np.nonzero(window)
+        if len(xs) == 0:
+            return None
+        x, y, w, h = int(xs.min()), int(ys.min()), int(xs.max()) + 1 - int(xs.min()), int(ys.max()) + 1 - int(ys.min())
+        if h < 0.7 * self.line_h or w < 0.6 * self.line_h or w > 2.2 * h:
+            return None
+        frame = window[y : y + h, x : x + w]
+        band = max(1, round(0.15 * min(w, h)))
+        mid_rows, mid_cols = slice(h // 4, h - h // 4), slice(w // 4, w - w // 4)
+        sides = (frame[mid_rows, :band], frame[mid_rows, -band:], frame[:band, mid_cols], frame[-band:, mid_cols])
+        if not all(side.any() for side in sides) or frame[band:-band, band:-band].mean() > 0.5:
+            return None
+        corner = max(1, round(0.1 * min(w, h)))
+        corners = [
+            frame[:corner, :corner],
+            frame[:corner, -corner:],
+            frame[-corner:, :corner],
+            frame[-corner:, -corner:],
+        ]
+        circle = sum(bool(c.any()) for c in corners) <= 1  # a circle leaves its bounding box's corners blank
+        inset = max(2, round((0.2 if circle else 0.12) * min(w, h)))
+        return line.x0 + x + inset, line.y0 + y + inset, line.x0 + x + w - inset, line.y0 + y + h - inset, circle
+
+    def read(self, lines: list[Block]) -> list[_Read | None]:
+        from ai_worker.jobs import textlines
+
+        crops: list[np.ndarray] = []
+        owners: list[tuple[int, str]] = []  # (line, "box"/"circle" when the token is enclosed, else "")
+        for i, line in enumerate(lines):
+            end = self._token_end(line, line.x0, SPACE_LINES)
+            if end is None or end - line.x0 > LABEL_MAX_LINES * self.line_h:
+                continue
+            inside = self._box_inside(line, end)
+            if inside is not None:
+                x0, y0, x1, y1, circle = inside
+                pad = max(2, round(0.15 * self.line_h))
+                crops.append(self.gray[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad])
+                owners.append((i, "circle" if circle else "box"))
+            if end - line.x0 < PREFIX_MAX_LINES * self.line_h:
+                # A lone glyph ("문", "Q") may be a prefix: read on to the end of the next word.
+                further = self._token_end(line, end, SPACE_LINES)
+                if further is not None and further - end <= LABEL_MAX_LINES * self.line_h / 2:
+                    end = further
+            crops.append(self._crop(line, line.x0, end))
+            owners.append((i, ""))
+        reads: list[_Read | None] = [None] * len(lines)
+        # A plain read that parses wins; the read inside a frame counts only when the plain one says nothing.
+        results = list(zip(owners, textlines.recognise(crops), strict=True))
+        for (i, frame), (text, confidence) in sorted(results, key=lambda r: r[0][1] != ""):
+            if confidence >= MIN_READ_CONFIDENCE and reads[i] is None:
+                reads[i] = parse_label(text, frame)
+        return reads
+
+
+def _chain(cands: list[tuple[int, _Read]]) -> list[int]:
+    """The indices (into `cands`, in reading order) of the question numbers: one label family, increasing.
+
+    Families whose numbers repeat on the page (choice markers ① ② ...) give way to any other family, and a chain of
+    circled numbers counts `CIRCLED_WEIGHT`; within a family the chain maximises its length minus a penalty per
+    skipped number.
+    """
+    families: dict[str, list[int]] = {}
+    for k, (_, r) in enumerate(cands):
+        if r.kind == "start":
+            families.setdefault(r.family, []).append(k)
+    best: tuple[tuple[int, float], list[int]] = ((-1, 0.0), [])  # ((no repeats, weighted score), chain)
+    for family, members in families.items():
+        numbers = [cands[k][1].number for k in members]
+        repeats = len(numbers) != len(set(numbers))
+        score = [0.0] * len(members)
+        back = [-1] * len(members)
+        for i, k in enumerate(members):
+            score[i] = 1.0
+            for j in range(i):
+                step = cands[k][1].number - cands[members[j]][1].number
+                if step >= 1 and score[j] + 1.0 - SKIP_PENALTY * (step - 1) > score[i]:
+                    score[i], back[i] = score[j] + 1.0 - SKIP_PENALTY * (step - 1), j
+        end = int(np.argmax(score))
+        chain: list[int] = []
+        while end >= 0:
+            chain.append(members[end])
+            end = back[end]
+        key = (0 if repeats else 1, max(score) * (CIRCLED_WEIGHT if family == "circled" else 1.0))
+        if key > best[0]:
+            best = (key, chain[::-1])
+    return best[1]
+
+
+def _questions(reader: _Reader, columns: list[list[Block]], line_h: float) -> list[Question]:
+    """Questions of one layout hypothesis (a list of columns of blocks), in reading order."""
     tol = MARGIN_TOL_LINES * line_h
-    questions: list[list[int]] = []
-    current: list[int] | None = None
-    prev: Block | None = None
-    for line in _lines(blocks):
-        starts = (
-            abs(line.x0 - margin) <= tol
-            and line.y1 - line.y0 >= line_h / 2  # not the thin end of a rule
-            and _numbered(mask, line, line_h)
-            and (prev is None or line.y0 - prev.y1 >= START_GAP_LINES * line_h or prev.x0 > margin + tol)
-        )
-        if starts:
-            current = [line.x0, line.y0, line.x1, line.y1]
-            questions.append(current)
-        elif current is None or line.y0 - current[3] > JOIN_GAP_LINES * line_h:
-            current = None  # an unnumbered line far from any question: header text, page number, stray mark
-        elif line.x0 < current[2]:
-            current[:] = [min(current[0], line.x0), current[1], max(current[2], line.x1), max(current[3], line.y1)]
-        # else: a mark right of everything in the question (dust, a margin note) is not part of it
-        prev = line
-    return [(q[0], q[1], q[2], q[3]) for q in questions]
+    column_lines = [_lines(blocks) for blocks in columns]
+    pending: list[tuple[int, int]] = []  # (column, line index) of lines that start at their column's margin
+    for c, lines in enumerate(column_lines):
+        margin = _margin(columns[c], line_h)
+        pending += [
+            (c, i) for i, line in enumerate(lines) if abs(line.x0 - margin) <= tol and line.y1 - line.y0 >= line_h / 2
+        ]
+    reads = reader.read([column_lines[c][i] for c, i in pending])
+    cands = [(p, r) for p, r in zip(pending, reads, strict=True) if r is not None]
+    chosen = [cands[k] for k in _chain([(k, r) for k, (_, r) in enumerate(cands)])]
+    starts = {p: r for p, r in chosen}
+    headings = {p for p, r in cands if r.kind == "heading"}
+    hangul = sum(r.hangul_prefix for _, r in chosen) * 2 > len(chosen)
+    found: list[Question] = []
+    for c, lines in enumerate(column_lines):
+        current: list[int] | None = None
+        for i, line in enumerate(lines):
+            read = starts.get((c, i))
+            if read is not None:
+                label = read.label
+                if read.family == "num" and hangul and not read.hangul_prefix:
+                    label = f"문 {label}"
+                current = [line.x0, line.y0, line.x1, line.y1]
+                found.append(Question((0, 0, 0, 0), read.number, label, c))
+            elif (c, i) in headings or current is None or line.y0 - current[3] > JOIN_GAP_LINES * line_h:
+                current = None  # a section heading, text above the first question, a page number far below
+                continue
+            else:
+                current[:] = [min(current[0], line.x0), current[1], max(current[2], line.x1), max(current[3], line.y1)]
+            found[-1] = replace(found[-1], box=(current[0], current[1], current[2], current[3]))
+    return found
