@@ -1,15 +1,18 @@
-"""Exam-page layout analysis with OpenCV: columns, text lines and left-margin question numbers.
+"""Exam-page layout analysis: OpenCV for columns and text lines, the PP-OCR recogniser for question numbers.
 
-Guarantees: the boxes returned are the tight boxes of each question's ink (number, text, choices, figures) in page
-pixels, [x0, y0, x1, y1] with x1/y1 exclusive, in reading order (full-width bands top to bottom; within a band of
-columns, the left column top to bottom, then the right one). Content above a full-width header rule, the top and
-bottom 5 % of the page, unnumbered lines far from any question (page numbers, stray marks) and long rules are never
-part of a question. Scales with the page:
-every length is relative to the page width or to the measured text-line height, so any dpi works.
+Guarantees: each question's box is the tight box of its ink (number, text, choices, figures, tables, answer box)
+in page pixels, [x0, y0, x1, y1] with x1/y1 exclusive, in reading order (the left column top to bottom, then the
+right one). Content above a full-width header rule, section headings (`[1~5] ...`), text above a column's first
+question, narrow centred page numbers at the foot and long rules are never part of a question. Every length is
+relative to the page width or the measured text-line height, so any dpi works.
 
-A question starts at a line that (1) begins at its column's left margin, (2) begins with a narrow block (a number
-such as "12." followed by a gap) and (3) follows a vertical gap or an indented line (hanging indent). Lines that do
-not start a question join the one above when within `JOIN_GAP_LINES` line heights and starting left of its right edge.
+A question starts at a line that begins at its column's left margin with a printed label the recogniser reads
+(`1.`, `2)`, `문 3.`, `Q4.`, `[5]`, a boxed or circled number; `textlines.recognise` on the line's first word, or
+on the inside of a drawn box/circle). The labels kept are one family whose numbers increase down the reading order
+(`_chain`): choice markers that restart at ① and stray reads drop out. A gap in the sequence is filled from the
+unread margin lines with the widest blank gap above. Every other line joins the question above it in its column
+unless more than `JOIN_GAP_LINES` line heights below it. A two-column reading is kept only when both columns hold
+question numbers, so a sparse one-column page is not split.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ H_RULE_MIN = 0.6  # a horizontal rule spans at least this fraction of the page w
 V_RULE_MIN = 0.3  # a vertical rule (column separator) spans at least this fraction of the page height
 RULE_MIN_CONTRAST = 25  # hairline rules are found at half the usual ink contrast
 RULE_WINDOW_FRACTION = 80  # vertical rules are judged over windows 1/80 of the page width tall (15 px at 150 dpi)
-PAGE_FURNITURE = 0.05  # the top and bottom 5 % of the page hold running heads and page numbers only
+FOLIO_ZONE = 0.08  # a narrow line centred in the bottom 8 % of the page is a page number ...
+FOLIO_WIDTH = 0.15  # ... when narrower than 15 % of the page width and centred within that
 HEADER_ZONE = 0.3  # a full-width rule in the top 30 % of the page closes the header
 FOOTER_ZONE = 0.85  # a full-width rule below 85 % of the page height opens the footer
 GUTTER_MIN = 0.025  # a column gutter is wider than 2.5 % of the page width (two word gaps) ...
@@ -44,6 +48,7 @@ GUTTER_CROSSINGS = 2  # line heights of ink that may cross a gutter (a title, a 
 COLUMN_MIN_SHARE = 0.05  # each column holds at least 5 % of the body's ink, or the page has one column
 COLUMN_TOP_LINES = 3  # the two columns' first lines are at most 3 line heights apart
 MARGIN_TOL_LINES = 0.6  # a line starts at the margin when within 0.6 line heights of it
+MARGIN_SUPPORT = 2  # the margin is where at least this many other lines start too (when any do)
 NUMBER_GAP_LINES = 0.45  # the number ends at the first blank run at least this many line heights wide ...
 NUMBER_MAX_LINES = 3.5  # ... and is at most this many line heights wide
 START_GAP_LINES = 0.9  # a blank gap of at least this many line heights may precede a new question
@@ -59,6 +64,7 @@ PREFIX_MAX_LINES = 1.1  # a first word narrower than this may be a prefix ("문"
 MIN_READ_CONFIDENCE = 0.5  # the recogniser's mean character confidence below which a read is ignored
 CIRCLED_WEIGHT = 0.5  # circled numbers are usually choice markers: a chain of them counts half
 SKIP_PENALTY = 0.6  # a chain of question numbers loses this much per number it skips
+NARROW_LABEL_LINES = 1.6  # an unread first word this narrow may be a question number ("1.", "12)")
 
 
 @dataclass(frozen=True)
@@ -171,17 +177,18 @@ def _analyse_level(gray: np.ndarray, mask: np.ndarray) -> tuple[list[Question], 
     fine = remove_specks(ink_mask(gray[top:bottom]), max(2, round(FINE_SPECK_AREA * unit * unit)))
     reader = _Reader(gray[top:bottom], fine, line_h)
     gutter = _gutter(_blocks(body, word_gap * 2), width, line_h)
+    foot = (1 - FOLIO_ZONE) * gray.shape[0] - top
     found: list[Question] = []
     columns = 1
     if gutter is not None:
         sides = [[b for b in blocks if _left_of(b, gutter)], [b for b in blocks if not _left_of(b, gutter)]]
-        found = _questions(reader, sides, line_h)
+        found = _questions(reader, sides, line_h, width, foot)
         if len({q.column for q in found}) == 2:
             columns = 2
         else:
             found = []
     if columns == 1:
-        found = _questions(reader, [blocks], line_h)
+        found = _questions(reader, [blocks], line_h, width, foot)
     return [replace(q, box=(q.box[0], q.box[1] + top, q.box[2], q.box[3] + top)) for q in found], columns, None
 
 
@@ -323,8 +330,13 @@ def _margin(blocks: list[Block], line_h: float) -> int:
     gaps = [b.y0 - a.y1 for a, b in itertools.pairwise(lines)]
     above = [math.inf, *gaps]
     below = [*gaps, math.inf]
-    near = [line.x0 for line, up, down in zip(lines, above, below, strict=True) if min(up, down) <= reach]
-    return min(near) if near else min(line.x0 for line in lines)
+    near = sorted(line.x0 for line, up, down in zip(lines, above, below, strict=True) if min(up, down) <= reach)
+    if not near:
+        return min(line.x0 for line in lines)
+    # The leftmost start shared by other lines: a speck of dust beside one line does not move the margin.
+    tol = MARGIN_TOL_LINES * line_h
+    shared = [x for i, x in enumerate(near) if sum(abs(y - x) <= tol for y in near) > MARGIN_SUPPORT]
+    return shared[0] if shared else near[0]
 
 
 def _lines(blocks: list[Block]) -> list[Block]:
@@ -409,7 +421,7 @@ class _Reader:
     def _token_end(self, line: Block, x: int, gap_lines: float) -> int | None:
         """The x where the run of ink starting at or after `x` ends at a blank gap, within LABEL_MAX_LINES."""
         limit = min(line.x1, line.x0 + round(LABEL_MAX_LINES * self.line_h))
-        profile = self.mask[line.y0 : line.y1, x:limit].any(axis=0)
+        profile: np.ndarray = np.asarray(self.mask[line.y0 : line.y1, x:limit].any(axis=0))
         gap = max(2, round(gap_lines * self.line_h))
         inked = np.flatnonzero(profile)
         if len(inked) == 0:
@@ -420,6 +432,10 @@ class _Reader:
             if blank >= gap:
                 return x + i - blank + 1
         return x + len(profile) if limit == line.x1 else None
+
+    def token_end(self, line: Block) -> int | None:
+        """Where the line's first word ends."""
+        return self._token_end(line, line.x0, SPACE_LINES)
 
     def _crop(self, line: Block, x0: int, x1: int) -> np.ndarray:
         pad = max(2, round(0.2 * self.line_h))
@@ -517,8 +533,10 @@ def _chain(cands: list[tuple[int, _Read]]) -> list[int]:
     return best[1]
 
 
-def _questions(reader: _Reader, columns: list[list[Block]], line_h: float) -> list[Question]:
-    """Questions of one layout hypothesis (a list of columns of blocks), in reading order."""
+def _questions(reader: _Reader, columns: list[list[Block]], line_h: float, width: int, foot: float) -> list[Question]:
+    """Questions of one layout hypothesis (a list of columns of blocks), in reading order.
+
+    `foot`: the y (body pixels) where the page's foot begins, whose narrow centred lines are page numbers."""
     tol = MARGIN_TOL_LINES * line_h
     column_lines = [_lines(blocks) for blocks in columns]
     pending: list[tuple[int, int]] = []  # (column, line index) of lines that start at their column's margin
@@ -531,14 +549,52 @@ def _questions(reader: _Reader, columns: list[list[Block]], line_h: float) -> li
     cands = [(p, r) for p, r in zip(pending, reads, strict=True) if r is not None]
     chosen = [cands[k] for k in _chain([(k, r) for k, (_, r) in enumerate(cands)])]
     starts = {p: r for p, r in chosen}
+    # A number the recogniser missed leaves a gap in the sequence: the unread margin lines in that gap that follow
+    # the widest blank gaps become the missing questions.
+    unread = [p for p, r in zip(pending, reads, strict=True) if r is None]
+    position = {p: k for k, p in enumerate(pending)}
+
+    def gap_above(p: tuple[int, int]) -> float:
+        c, i = p
+        return math.inf if i == 0 else column_lines[c][i].y0 - column_lines[c][i - 1].y1
+
+    if chosen and chosen[0][1].number > 1:
+        # Before the first number read, only label-narrow unread lines may be the questions it follows.
+        first, read = chosen[0]
+        narrow = [
+            p
+            for p in unread
+            if position[p] < position[first]
+            and (end := reader.token_end(column_lines[p[0]][p[1]])) is not None
+            and end - column_lines[p[0]][p[1]].x0 <= NARROW_LABEL_LINES * line_h
+        ]
+        for n, p in zip(range(read.number - 1, 0, -1), narrow[::-1], strict=False):
+            starts[p] = replace(read, number=n, label=read.label.replace(str(read.number), str(n), 1))
+    for (pa, ra), (pb, rb) in itertools.pairwise(chosen):
+        missing = rb.number - ra.number - 1
+        between = [
+            p for p in unread if position[pa] < position[p] < position[pb] and gap_above(p) >= START_GAP_LINES * line_h
+        ]
+        if missing <= 0 or not between:
+            continue
+        picked = sorted(sorted(between, key=gap_above, reverse=True)[:missing], key=position.__getitem__)
+        for n, p in enumerate(picked, start=ra.number + 1):
+            starts[p] = replace(ra, number=n, label=ra.label.replace(str(ra.number), str(n), 1))
     headings = {p for p, r in cands if r.kind == "heading"}
     hangul = sum(r.hangul_prefix for _, r in chosen) * 2 > len(chosen)
     found: list[Question] = []
     for c, lines in enumerate(column_lines):
         current: list[int] | None = None
         for i, line in enumerate(lines):
-            read = starts.get((c, i))
-            if read is not None:
+            if (
+                line.y0 >= foot
+                and line.x1 - line.x0 < FOLIO_WIDTH * width
+                and abs(line.x0 + line.x1 - width) < FOLIO_WIDTH * width
+            ):
+                continue  # a page number: narrow, centred, at the foot of the page
+            start = starts.get((c, i))
+            if start is not None:
+                read = start
                 label = read.label
                 if read.family == "num" and hangul and not read.hangul_prefix:
                     label = f"문 {label}"

@@ -32,7 +32,7 @@ def handle(ctx: JobContext) -> dict[str, Any]:
         reason: str | None = None
         if model:
             columns = layout_onnx.detect(page.gray, model, vision.segmentation_onnx_min_score)
-            found = [
+            found: list[dict[str, Any]] = [
                 {"number": None, "label": None, "bbox": list(d.box), "column": c, "score": round(d.score, 4)}
                 for c, column in enumerate(columns)
                 for d in column
