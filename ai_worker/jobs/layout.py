@@ -365,7 +365,7 @@ class _Read:
 
 
 CIRCLED = {chr(0x2460 + i): i + 1 for i in range(20)} | {chr(0x3251 + i): 21 + i for i in range(15)}
-_HEADING = re.compile(r"^[\[(<]\s*\d{1,3}\s*[~∼\-–—〜～]\s*\d{1,3}\s*[\])>]")
+_HEADING = re.compile(r"^\S{0,2}?\s*[\[(<]\s*\d{1,3}\s*[~∼\-–—〜～]\s*\d{1,3}")  # [1~5], ※ [3-4], (6~7)
 _NUM = re.compile(r"^(\d{1,3})\s*([.)．,])")
 _Q = re.compile(r"^[Qq]\s*\.?\s*(\d{1,3})\s*([.):]?)")
 _BRACKET = re.compile(r"^[\[(]\s*(\d{1,3})\s*[\])]")
@@ -486,16 +486,21 @@ class _Reader:
             if end - line.x0 < PREFIX_MAX_LINES * self.line_h:
                 # A lone glyph ("문", "Q") may be a prefix: read on to the end of the next word.
                 further = self._token_end(line, end, SPACE_LINES)
-                if further is not None and further - end <= LABEL_MAX_LINES * self.line_h / 2:
+                if further is not None and further - line.x0 <= LABEL_MAX_LINES * self.line_h:
                     end = further
             crops.append(self._crop(line, line.x0, end))
             owners.append((i, ""))
         reads: list[_Read | None] = [None] * len(lines)
-        # A plain read that parses wins; the read inside a frame counts only when the plain one says nothing.
+        # A plain read that parses wins, except that the digits read inside a circle beat a circled glyph read
+        # whole (the recogniser confuses ⑪-⑳ with ①-⑩); the read inside a frame also counts when the plain one
+        # says nothing.
         results = list(zip(owners, textlines.recognise(crops), strict=True))
         for (i, frame), (text, confidence) in sorted(results, key=lambda r: r[0][1] != ""):
-            if confidence >= MIN_READ_CONFIDENCE and reads[i] is None:
-                reads[i] = parse_label(text, frame)
+            if confidence < MIN_READ_CONFIDENCE:
+                continue
+            read, before = parse_label(text, frame), reads[i]
+            if before is None or (frame == "circle" and read is not None and before.family == "circled"):
+                reads[i] = read or before
         return reads
 
 
@@ -531,6 +536,15 @@ def _chain(cands: list[tuple[int, _Read]]) -> list[int]:
         if key > best[0]:
             best = (key, chain[::-1])
     return best[1]
+
+
+def _renumbered(read: _Read, number: int) -> _Read:
+    """`read` for a neighbouring question the recogniser missed: the same label style with `number`."""
+    if read.family == "circled":
+        label = next((c for c, n in CIRCLED.items() if n == number), str(number))
+    else:
+        label = read.label.replace(str(read.number), str(number), 1)
+    return replace(read, number=number, label=label)
 
 
 def _questions(reader: _Reader, columns: list[list[Block]], line_h: float, width: int, foot: float) -> list[Question]:
@@ -569,7 +583,7 @@ def _questions(reader: _Reader, columns: list[list[Block]], line_h: float, width
             and end - column_lines[p[0]][p[1]].x0 <= NARROW_LABEL_LINES * line_h
         ]
         for n, p in zip(range(read.number - 1, 0, -1), narrow[::-1], strict=False):
-            starts[p] = replace(read, number=n, label=read.label.replace(str(read.number), str(n), 1))
+            starts[p] = _renumbered(read, n)
     for (pa, ra), (pb, rb) in itertools.pairwise(chosen):
         missing = rb.number - ra.number - 1
         between = [
@@ -579,7 +593,7 @@ def _questions(reader: _Reader, columns: list[list[Block]], line_h: float, width
             continue
         picked = sorted(sorted(between, key=gap_above, reverse=True)[:missing], key=position.__getitem__)
         for n, p in enumerate(picked, start=ra.number + 1):
-            starts[p] = replace(ra, number=n, label=ra.label.replace(str(ra.number), str(n), 1))
+            starts[p] = _renumbered(ra, n)
     headings = {p for p, r in cands if r.kind == "heading"}
     hangul = sum(r.hangul_prefix for _, r in chosen) * 2 > len(chosen)
     found: list[Question] = []
