@@ -64,6 +64,7 @@ PREFIX_MAX_LINES = 1.1  # a first word narrower than this may be a prefix ("문"
 MIN_READ_CONFIDENCE = 0.5  # the recogniser's mean character confidence below which a read is ignored
 CIRCLED_WEIGHT = 0.5  # circled numbers are usually choice markers: a chain of them counts half
 SKIP_PENALTY = 0.6  # a chain of question numbers loses this much per number it skips
+WIDE_LABEL_LINES = 3.0  # the window read again from the line start when the first word stopped short of a label
 NARROW_LABEL_LINES = 1.6  # an unread first word this narrow may be a question number ("1.", "12)")
 
 
@@ -365,11 +366,12 @@ class _Read:
 
 
 CIRCLED = {chr(0x2460 + i): i + 1 for i in range(20)} | {chr(0x3251 + i): 21 + i for i in range(15)}
-_HEADING = re.compile(r"^\S{0,2}?\s*[\[(<]\s*\d{1,3}\s*[~∼\-–—〜～]\s*\d{1,3}")  # [1~5], ※ [3-4], (6~7)
+_HEADING = re.compile(r"^\S{0,2}?\s*[\[(<]\s*\d{1,3}\s*[~∼\-–—〜～]")  # [1~5], ※ [3-4], (6~7): a range
 _NUM = re.compile(r"^(\d{1,3})\s*([.)．,])")
 _Q = re.compile(r"^[Qq]\s*\.?\s*(\d{1,3})\s*([.):]?)")
 _BRACKET = re.compile(r"^[\[(]\s*(\d{1,3})\s*[\])]")
 _PREFIXED = re.compile(r"^([^\x00-\x7f①-⑳])\s*(\d{1,3})\s*([.)．,])")
+_INCOMPLETE = re.compile(r"^(\S{0,2}\s*[\[(]?\s*\d{1,3}|[^\s\d①-⑳]{1,2})$")  # digits without their mark, a lone glyph
 _DIGIT_LOOKALIKES = str.maketrans({"I": "1", "l": "1", "|": "1", "O": "0", "o": "0"})
 _BOXED = re.compile(r"^[\[|(]?\s*(\d{1,3})\s*([.)]?)\s*[\]|]?$")
 
@@ -495,12 +497,25 @@ class _Reader:
         # whole (the recogniser confuses ⑪-⑳ with ①-⑩); the read inside a frame also counts when the plain one
         # says nothing.
         results = list(zip(owners, textlines.recognise(crops), strict=True))
+        plain: dict[int, str] = {}
         for (i, frame), (text, confidence) in sorted(results, key=lambda r: r[0][1] != ""):
             if confidence < MIN_READ_CONFIDENCE:
                 continue
             read, before = parse_label(text, frame), reads[i]
             if before is None or (frame == "circle" and read is not None and before.family == "circled"):
                 reads[i] = read or before
+            if not frame:
+                plain[i] = text
+        # A read that stops short of a label ("Q1" of "Q10.", "[1" of "[12]", "문" alone: a wide letter gap cut
+        # the word) is read again over a wider window from the line start.
+        again = [i for i, text in plain.items() if reads[i] is None and _INCOMPLETE.match(text.strip())]
+        wide = [
+            self._crop(lines[i], lines[i].x0, min(lines[i].x1, lines[i].x0 + round(WIDE_LABEL_LINES * self.line_h)))
+            for i in again
+        ]
+        for i, (text, confidence) in zip(again, textlines.recognise(wide), strict=True):
+            if confidence >= MIN_READ_CONFIDENCE:
+                reads[i] = parse_label(text)
         return reads
 
 
