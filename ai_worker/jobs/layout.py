@@ -48,7 +48,8 @@ GUTTER_CROSSINGS = 2  # line heights of ink that may cross a gutter (a title, a 
 COLUMN_MIN_SHARE = 0.05  # each column holds at least 5 % of the body's ink, or the page has one column
 COLUMN_TOP_LINES = 3  # the two columns' first lines are at most 3 line heights apart
 MARGIN_TOL_LINES = 0.6  # a line starts at the margin when within 0.6 line heights of it
-MARGIN_SUPPORT = 2  # the margin is where at least this many other lines start too (when any do)
+MARGIN_WINDOW_LINES = 12  # the margin is fitted to the lines starting leftmost among those this many lines around
+MAX_MARGIN_SLOPE = 0.03  # about 1.7 degrees: a steeper fitted margin is an artefact (a ragged column), not a drift
 NUMBER_GAP_LINES = 0.45  # the number ends at the first blank run at least this many line heights wide ...
 NUMBER_MAX_LINES = 3.5  # ... and is at most this many line heights wide
 START_GAP_LINES = 0.9  # a blank gap of at least this many line heights may precede a new question
@@ -62,6 +63,7 @@ SPACE_LINES = 0.18  # a blank run this many line heights wide ends a word (a lab
 LABEL_MAX_LINES = 4.0  # a question label or a heading's range is at most this many line heights wide ("[11~15]")
 PREFIX_MAX_LINES = 1.1  # a first word narrower than this may be a prefix ("문", "Q") and is read with the next one
 MIN_READ_CONFIDENCE = 0.5  # the recogniser's mean character confidence below which a read is ignored
+REPEAT_PENALTY = 0.5  # a label family loses this much per number it repeats on the page
 CIRCLED_WEIGHT = 0.5  # circled numbers are usually choice markers: a chain of them counts half
 SKIP_PENALTY = 0.6  # a chain of question numbers loses this much per number it skips
 WIDE_LABEL_LINES = 3.0  # the window read again from the line start when the first word stopped short of a label
@@ -318,26 +320,38 @@ def _left_of(block: Block, gutter: int) -> bool:
     return block.x0 + block.x1 < 2 * gutter
 
 
-def _margin(blocks: list[Block], line_h: float) -> int:
-    """A column's left margin: where its leftmost line starts, among lines that have a neighbour.
+def _margin(blocks: list[Block], line_h: float) -> tuple[float, float]:
+    """A column's left margin as a line x = a + b * y (a scan levelled to within a few tenths of a degree still
+    drifts over a page): (a, b).
 
-    A line more than `JOIN_GAP_LINES` from any other (a page number, a stray mark) does not set the margin unless
-    every line is that isolated; blocks smaller than half a line (dust, dots) never do.
+    The margin is fitted to the lines that start leftmost among their neighbours within `MARGIN_WINDOW_LINES`; a line
+    more than `JOIN_GAP_LINES` from any other (a page number, a stray mark) and blocks smaller than half a line
+    (dust, dots) do not count, and a start no other line shares (a speck beside a line) neither.
     """
     lines = _lines([b for b in blocks if b.y1 - b.y0 >= line_h / 2])
     if not lines:
-        return 0
+        return 0.0, 0.0
     reach = JOIN_GAP_LINES * line_h
     gaps = [b.y0 - a.y1 for a, b in itertools.pairwise(lines)]
     above = [math.inf, *gaps]
     below = [*gaps, math.inf]
-    near = sorted(line.x0 for line, up, down in zip(lines, above, below, strict=True) if min(up, down) <= reach)
-    if not near:
-        return min(line.x0 for line in lines)
-    # The leftmost start shared by other lines: a speck of dust beside one line does not move the margin.
+    near = [line for line, up, down in zip(lines, above, below, strict=True) if min(up, down) <= reach] or lines
     tol = MARGIN_TOL_LINES * line_h
-    shared = [x for i, x in enumerate(near) if sum(abs(y - x) <= tol for y in near) > MARGIN_SUPPORT]
-    return shared[0] if shared else near[0]
+    window = MARGIN_WINDOW_LINES * line_h
+    shared = [line for line in near if sum(abs(o.x0 - line.x0) <= tol for o in near) > 1] or near
+    envelope = []
+    for line in shared:
+        leftmost = min(o.x0 for o in shared if abs(o.y0 - line.y0) <= window)
+        if line.x0 <= leftmost + tol / 2:
+            envelope.append(line)
+    if len(envelope) < 3:
+        return float(min(line.x0 for line in envelope or near)), 0.0
+    ys = np.array([(line.y0 + line.y1) / 2 for line in envelope])
+    xs = np.array([line.x0 for line in envelope], np.float64)
+    slope, intercept = np.polyfit(ys, xs, 1)
+    if abs(slope) > MAX_MARGIN_SLOPE:
+        return float(np.median(xs)), 0.0
+    return float(intercept), float(slope)
 
 
 def _lines(blocks: list[Block]) -> list[Block]:
@@ -367,8 +381,8 @@ class _Read:
 
 CIRCLED = {chr(0x2460 + i): i + 1 for i in range(20)} | {chr(0x3251 + i): 21 + i for i in range(15)}
 _HEADING = re.compile(r"^\S{0,2}?\s*[\[(<]\s*\d{1,3}\s*[~∼\-–—〜～]")  # [1~5], ※ [3-4], (6~7): a range
-_NUM = re.compile(r"^(\d{1,3})\s*([.)．,])")
-_Q = re.compile(r"^[Qq]\s*\.?\s*(\d{1,3})\s*([.):]?)")
+_NUM = re.compile(r"^([1-9]\d{0,2})\s*([.)．,])")
+_Q = re.compile(r"^[Qq]\s*\.?\s*([1-9]\d{0,2})\s*([.):])")
 _BRACKET = re.compile(r"^[\[(]\s*(\d{1,3})\s*[\])]")
 _PREFIXED = re.compile(r"^([^\x00-\x7f①-⑳])\s*(\d{1,3})\s*([.)．,])")
 _INCOMPLETE = re.compile(r"^(\S{0,2}\s*[\[(]?\s*\d{1,3}|[^\s\d①-⑳]{1,2})$")  # digits without their mark, a lone glyph
@@ -522,18 +536,17 @@ class _Reader:
 def _chain(cands: list[tuple[int, _Read]]) -> list[int]:
     """The indices (into `cands`, in reading order) of the question numbers: one label family, increasing.
 
-    Families whose numbers repeat on the page (choice markers ① ② ...) give way to any other family, and a chain of
-    circled numbers counts `CIRCLED_WEIGHT`; within a family the chain maximises its length minus a penalty per
-    skipped number.
+    Within a family the chain maximises its length minus `SKIP_PENALTY` per skipped number; families compete on that
+    score less `REPEAT_PENALTY` per repeated number (choice markers ① ② ... restart with every question), a circled
+    chain counting `CIRCLED_WEIGHT`.
     """
     families: dict[str, list[int]] = {}
     for k, (_, r) in enumerate(cands):
         if r.kind == "start":
             families.setdefault(r.family, []).append(k)
-    best: tuple[tuple[int, float], list[int]] = ((-1, 0.0), [])  # ((no repeats, weighted score), chain)
+    best: tuple[tuple[float, float], list[int]] = ((-math.inf, 0.0), [])  # ((weighted score, score), chain)
     for family, members in families.items():
         numbers = [cands[k][1].number for k in members]
-        repeats = len(numbers) != len(set(numbers))
         score = [0.0] * len(members)
         back = [-1] * len(members)
         for i, k in enumerate(members):
@@ -547,7 +560,8 @@ def _chain(cands: list[tuple[int, _Read]]) -> list[int]:
         while end >= 0:
             chain.append(members[end])
             end = back[end]
-        key = (0 if repeats else 1, max(score) * (CIRCLED_WEIGHT if family == "circled" else 1.0))
+        weight = CIRCLED_WEIGHT if family == "circled" else 1.0
+        key = (max(score) * weight - REPEAT_PENALTY * (len(numbers) - len(set(numbers))), max(score))
         if key > best[0]:
             best = (key, chain[::-1])
     return best[1]
@@ -570,9 +584,11 @@ def _questions(reader: _Reader, columns: list[list[Block]], line_h: float, width
     column_lines = [_lines(blocks) for blocks in columns]
     pending: list[tuple[int, int]] = []  # (column, line index) of lines that start at their column's margin
     for c, lines in enumerate(column_lines):
-        margin = _margin(columns[c], line_h)
+        a, b = _margin(columns[c], line_h)
         pending += [
-            (c, i) for i, line in enumerate(lines) if abs(line.x0 - margin) <= tol and line.y1 - line.y0 >= line_h / 2
+            (c, i)
+            for i, line in enumerate(lines)
+            if abs(line.x0 - (a + b * (line.y0 + line.y1) / 2)) <= tol and line.y1 - line.y0 >= line_h / 2
         ]
     reads = reader.read([column_lines[c][i] for c, i in pending])
     cands = [(p, r) for p, r in zip(pending, reads, strict=True) if r is not None]
