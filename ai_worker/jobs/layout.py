@@ -380,14 +380,14 @@ class _Read:
 
 
 CIRCLED = {chr(0x2460 + i): i + 1 for i in range(20)} | {chr(0x3251 + i): 21 + i for i in range(15)}
-_HEADING = re.compile(r"^\S{0,2}?\s*[\[(<]\s*\d{1,3}\s*[~∼\-–—〜～]")  # [1~5], ※ [3-4], (6~7): a range
+_HEADING = re.compile(r"^\S{0,2}?\s*[\[(<{]\s*\d{1,3}\s*[~∼\-–—〜～]")  # [1~5], ※ [3-4], (6~7): a range
 _NUM = re.compile(r"^([1-9]\d{0,2})\s*([.)．,])")
 _Q = re.compile(r"^[Qq]\s*\.?\s*([1-9]\d{0,2})\s*([.):])")
-_BRACKET = re.compile(r"^[\[(]\s*(\d{1,3})\s*[\])]")
+_BRACKET = re.compile(r"^[\[({]\s*([1-9]\d{0,2})\s*[\])]")
 _PREFIXED = re.compile(r"^([^\x00-\x7f①-⑳])\s*(\d{1,3})\s*([.)．,])")
 _INCOMPLETE = re.compile(r"^(\S{0,2}\s*[\[(]?\s*\d{1,3}|[^\s\d①-⑳]{1,2})$")  # digits without their mark, a lone glyph
 _DIGIT_LOOKALIKES = str.maketrans({"I": "1", "l": "1", "|": "1", "O": "0", "o": "0"})
-_BOXED = re.compile(r"^[\[|(]?\s*(\d{1,3})\s*([.)]?)\s*[\]|]?$")
+_BOXED = re.compile(r"^[\[|(]?\s*([1-9]\d{0,2})\s*([.)]?)\s*[\]|]?$")
 
 
 def parse_label(text: str, frame: str = "") -> _Read | None:
@@ -419,7 +419,7 @@ def parse_label(text: str, frame: str = "") -> _Read | None:
     if m:
         return _Read("start", "q", int(m.group(1)), f"Q{m.group(1)}{m.group(2)}")
     m = _BRACKET.match(t)
-    if m and t[0] == "[":
+    if m and t[0] in "[{":
         return _Read("start", "bracket", int(m.group(1)), f"[{m.group(1)}]")
     m = _PREFIXED.match(t)
     if m:
@@ -596,7 +596,8 @@ def _questions(reader: _Reader, columns: list[list[Block]], line_h: float, width
     starts = {p: r for p, r in chosen}
     # A number the recogniser missed leaves a gap in the sequence: the unread margin lines in that gap that follow
     # the widest blank gaps become the missing questions.
-    unread = [p for p, r in zip(pending, reads, strict=True) if r is None]
+    family = chosen[0][1].family if chosen else ""
+    unread = [p for p, r in zip(pending, reads, strict=True) if r is None or (r.kind == "start" and r.family != family)]
     position = {p: k for k, p in enumerate(pending)}
 
     def gap_above(p: tuple[int, int]) -> float:
