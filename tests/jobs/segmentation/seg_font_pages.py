@@ -24,6 +24,9 @@ FACES = (
     "/usr/share/fonts/truetype/nanum/NanumMyeongjoBold.ttf",
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
     "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+    "/usr/share/fonts/truetype/nanum/NanumMyeongjo.ttf",
+    "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",
 )
 SYMBOL_FACE = "/usr/share/fonts/truetype/nanum/NanumGothic.ttf"
 LABELS = ("dot", "paren", "mun", "q", "bracket", "boxed", "circled")
@@ -73,7 +76,7 @@ def _line(rng: random.Random, font: ImageFont.FreeTypeFont, width: float, korean
 
 def render_font_page(seed: int) -> FontPage:
     rng = random.Random(seed * 31 + 5)
-    dpi = rng.choice((180, 200, 220, 240))
+    dpi = rng.choice((150, 180, 200, 220, 240))
     w, h = int(8.27 * dpi), int(11.69 * dpi)
     pt = rng.uniform(9.5, 12.0)
     px = int(pt * dpi / 72)
@@ -91,9 +94,14 @@ def render_font_page(seed: int) -> FontPage:
     y_top = int(0.5 * dpi)
     if rng.random() < 0.6:
         d.text((side, y_top), "수학 영역" if korean else "MATH SECTION", font=font, fill=0)
-        y_top += 2 * lead
-        d.line((side, y_top, w - side, y_top), fill=0, width=3)
-        d.line((side, y_top + 5, w - side, y_top + 5), fill=0, width=1)
+        who = "성명 ________ 번호 ____" if korean else "Name ________ No. ____"
+        d.text((w - side - int(font.getlength(who)), y_top + lead), who, font=font, fill=0)
+        y_top += 3 * lead
+        if rng.random() < 0.5:
+            d.line((side, y_top, w - side, y_top), fill=0, width=3)
+            d.line((side, y_top + 5, w - side, y_top + 5), fill=0, width=1)
+        else:
+            d.line((side, y_top, w - side, y_top), fill=0, width=1)
         y_top += lead
     gut = int(0.35 * dpi)
     cols = [(side, w // 2 - gut // 2), (w // 2 + gut // 2, w - side)] if two else [(side, w - side)]
@@ -158,10 +166,15 @@ def render_font_page(seed: int) -> FontPage:
                 break
     d.text((w // 2 - px, h - int(0.5 * dpi)), str(rng.randint(1, 20)), font=font, fill=0)
     page = np.asarray(img).copy()
-    kind = rng.choice(("otsu", "photocopy", "jpeg", "clean"))
+    kind = rng.choice(("otsu", "photocopy", "jpeg", "clean", "harsh"))
     if kind == "otsu":
         noisy = cv2.GaussianBlur(page, (3, 3), 0).astype(np.int16) + np.random.default_rng(seed).integers(-40, 40, page.shape)
         _, page = cv2.threshold(np.clip(noisy, 0, 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    elif kind == "harsh":  # a fax-like bilevel: noisy, thresholded light or dark, with pepper
+        noisy = cv2.GaussianBlur(page, (0, 0), rng.uniform(0.6, 1.2)).astype(np.float32)
+        noisy += np.random.default_rng(seed).normal(0, 22, page.shape).astype(np.float32)
+        page = np.where(noisy < rng.uniform(100, 180), 0, 255).astype(np.uint8)
+        page[np.random.default_rng(seed + 1).random(page.shape) < 0.0004] = 0
     elif kind == "photocopy":
         page = cv2.GaussianBlur(page, (0, 0), 1.0)
         mask = np.random.default_rng(seed).random(page.shape) < 0.0015
