@@ -186,11 +186,14 @@ def _analyse_level(gray: np.ndarray, mask: np.ndarray) -> tuple[list[Question], 
     if gutter is not None:
         sides = [[b for b in blocks if _left_of(b, gutter)], [b for b in blocks if not _left_of(b, gutter)]]
         found = _questions(reader, sides, line_h, width, foot)
-        if len({q.column for q in found}) == 2:
-            columns = 2
-        else:
-            found = []
-    if columns == 1:
+        columns = 2
+        if len({q.column for q in found}) < 2:
+            # Numbers read in one column only: a sparse one-column page split by a false gutter, or a column whose
+            # numbers were missed; the reading that finds more questions wins (one column on a tie).
+            whole = _questions(reader, [blocks], line_h, width, foot)
+            if len(whole) >= len(found):
+                found, columns = whole, 1
+    else:
         found = _questions(reader, [blocks], line_h, width, foot)
     return [replace(q, box=(q.box[0], q.box[1] + top, q.box[2], q.box[3] + top)) for q in found], columns, None
 
@@ -433,6 +436,7 @@ class _Reader:
 
     def __init__(self, gray: np.ndarray, mask: np.ndarray, line_h: float) -> None:
         self.gray, self.mask, self.line_h = gray, mask, line_h
+        self._cache: dict[tuple[int, int, int, int], _Read | None] = {}
 
     def _token_end(self, line: Block, x: int, gap_lines: float) -> int | None:
         """The x where the run of ink starting at or after `x` ends at a blank gap, within LABEL_MAX_LINES."""
@@ -485,6 +489,16 @@ class _Reader:
         return line.x0 + x + inset, line.y0 + y + inset, line.x0 + x + w - inset, line.y0 + y + h - inset, circle
 
     def read(self, lines: list[Block]) -> list[_Read | None]:
+        """The label each line starts with (None: none read); lines read before (the other column reading) are not
+        read again."""
+        reach = round(LABEL_MAX_LINES * self.line_h)
+        keys = [(line.x0, line.y0, line.y1, min(line.x1, line.x0 + reach)) for line in lines]
+        todo = [i for i, key in enumerate(keys) if key not in self._cache]
+        for i, read in zip(todo, self._read([lines[i] for i in todo]), strict=True):
+            self._cache[keys[i]] = read
+        return [self._cache[key] for key in keys]
+
+    def _read(self, lines: list[Block]) -> list[_Read | None]:
         from ai_worker.jobs import textlines
 
         crops: list[np.ndarray] = []
