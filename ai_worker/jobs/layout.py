@@ -611,8 +611,16 @@ def _questions(reader: _Reader, columns: list[list[Block]], line_h: float, width
     # A number the recogniser missed leaves a gap in the sequence: the unread margin lines in that gap that follow
     # the widest blank gaps become the missing questions.
     family = chosen[0][1].family if chosen else ""
-    unread = [p for p, r in zip(pending, reads, strict=True) if r is None or (r.kind == "start" and r.family != family)]
     position = {p: k for k, p in enumerate(pending)}
+    # Lines with no label read, with a label of another family, or with a label of the family whose number broke
+    # the sequence (the recogniser reads a small 7 as 1): candidates for the numbers the sequence misses.
+    unread = [p for p, r in zip(pending, reads, strict=True) if r is None or (r.kind == "start" and p not in starts)]
+    if chosen:
+        # After the last number read, labels of the family that broke the sequence continue it.
+        last, read = chosen[-1]
+        tail = [p for p in unread if position[p] > position[last] and (r := reads[position[p]]) and r.family == family]
+        for n, p in enumerate(tail, start=read.number + 1):
+            starts[p] = _renumbered(read, n)
 
     def gap_above(p: tuple[int, int]) -> float:
         c, i = p
