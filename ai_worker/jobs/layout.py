@@ -581,6 +581,12 @@ def _chain(cands: list[tuple[int, _Read]]) -> list[int]:
     return best[1]
 
 
+def _misread(read: int, expected: int) -> bool:
+    """Whether `read` is `expected` with one digit misread (7 read as 1, 8 as 3)."""
+    a, b = str(read), str(expected)
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
+
+
 def _renumbered(read: _Read, number: int) -> _Read:
     """`read` for a neighbouring question the recogniser missed: the same label style with `number`."""
     if read.family == "circled":
@@ -616,11 +622,14 @@ def _questions(reader: _Reader, columns: list[list[Block]], line_h: float, width
     # the sequence (the recogniser reads a small 7 as 1): candidates for the numbers the sequence misses.
     unread = [p for p, r in zip(pending, reads, strict=True) if r is None or (r.kind == "start" and p not in starts)]
     if chosen:
-        # After the last number read, labels of the family that broke the sequence continue it.
+        # After the last number read, labels of the family that broke the sequence by one misread digit continue it.
         last, read = chosen[-1]
-        tail = [p for p in unread if position[p] > position[last] and (r := reads[position[p]]) and r.family == family]
-        for n, p in enumerate(tail, start=read.number + 1):
-            starts[p] = _renumbered(read, n)
+        expected = read.number + 1
+        for p in unread:
+            r = reads[position[p]]
+            if position[p] > position[last] and r is not None and r.family == family and _misread(r.number, expected):
+                starts[p] = _renumbered(read, expected)
+                expected += 1
 
     def gap_above(p: tuple[int, int]) -> float:
         c, i = p
