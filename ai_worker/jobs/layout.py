@@ -635,7 +635,7 @@ def _questions(reader: _Reader, columns: list[list[Block]], line_h: float, width
         c, i = p
         return math.inf if i == 0 else column_lines[c][i].y0 - column_lines[c][i - 1].y1
 
-    if chosen and chosen[0][1].number > 1:
+    if len(chosen) >= 2 and chosen[0][1].number > 1:
         # Before the first number read, only label-narrow unread lines may be the questions it follows.
         first, read = chosen[0]
         narrow = [
