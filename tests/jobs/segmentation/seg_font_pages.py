@@ -108,11 +108,13 @@ def render_font_page(seed: int) -> FontPage:
     n = rng.choice((1, 1, rng.randint(1, 12)))
     n = min(n, 8) if style == "circled" else n
     boxes, numbers, labels = [], [], []
+    owner = np.zeros((h, w), np.uint8)  # which question each ink pixel belongs to (1-based), for skewed truth
     for x0, x1 in cols:
         y = y_top
         while y < h - 1.5 * dpi:
             if rng.random() < 0.15:
-                d.text((x0, y), f"※ [{n}~{n + 1}] " + ("다음을 읽고 물음에 답하시오." if korean else "Read and answer."),
+                ask = "다음을 읽고 물음에 답하시오." if korean else "Read and answer."
+                d.text((x0, y), f"※ [{n}~{n + 1}] {ask}",
                        font=font, fill=0)  # fmt: skip
                 y += lead * 2
             before = np.asarray(img).copy()
@@ -157,6 +159,7 @@ def render_font_page(seed: int) -> FontPage:
                 d = ImageDraw.Draw(img)
                 break
             ys, xs = np.nonzero(np.asarray(img) != before)
+            owner[ys, xs] = len(boxes) + 1
             boxes.append((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
             numbers.append(n)
             labels.append(label)
@@ -168,7 +171,9 @@ def render_font_page(seed: int) -> FontPage:
     page = np.asarray(img).copy()
     kind = rng.choice(("otsu", "photocopy", "jpeg", "clean", "harsh"))
     if kind == "otsu":
-        noisy = cv2.GaussianBlur(page, (3, 3), 0).astype(np.int16) + np.random.default_rng(seed).integers(-40, 40, page.shape)
+        noisy = cv2.GaussianBlur(page, (3, 3), 0).astype(np.int16) + np.random.default_rng(seed).integers(
+            -40, 40, page.shape
+        )
         _, page = cv2.threshold(np.clip(noisy, 0, 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     elif kind == "harsh":  # a fax-like bilevel: noisy, thresholded light or dark, with pepper
         noisy = cv2.GaussianBlur(page, (0, 0), rng.uniform(0.6, 1.2)).astype(np.float32)
@@ -184,15 +189,14 @@ def render_font_page(seed: int) -> FontPage:
         angle = rng.uniform(-2.0, 2.0)
         m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
         page = cv2.warpAffine(page, m, (w, h), borderValue=255)
-        boxes = [_rotated(b, m) for b in boxes]
+        owner = cv2.warpAffine(owner, m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+        boxes = [_tight(owner == k + 1) or b for k, b in enumerate(boxes)]
         kind += "+skew"
     return FontPage(page, boxes, numbers, labels, 2 if two else 1, kind)
 
 
-def _rotated(box: tuple[int, int, int, int], m: np.ndarray) -> tuple[int, int, int, int]:
-    x0, y0, x1, y1 = box
-    c = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], np.float64) @ m.T
-    # Shrink by the corner overhang a text block leaves empty (about a quarter of the rotated box's extra size).
-    lo, hi = c.min(axis=0), c.max(axis=0)
-    dx, dy = ((hi - lo) - (x1 - x0, y1 - y0)) / 4
-    return int(lo[0] + dx), int(lo[1] + dy), int(hi[0] - dx), int(hi[1] - dy)
+def _tight(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
