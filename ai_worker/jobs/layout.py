@@ -387,7 +387,7 @@ _HEADING = re.compile(r"^\S{0,2}?\s*[\[(<{]\s*\d{1,3}\s*[~∼\-–—〜～]")  
 _NUM = re.compile(r"^([1-9]\d{0,2})\s*([.)．,])")
 _Q = re.compile(r"^[Qq]\s*\.?\s*([1-9]\d{0,2})\s*([.):])")
 _BRACKET = re.compile(r"^[\[({]\s*([1-9]\d{0,2})\s*[\])]")
-_PREFIXED = re.compile(r"^([^\x00-\x7f①-⑳])\s*(\d{1,3})\s*([.)．,])")
+_PREFIXED = re.compile(r"^([^\d\s\[\](){}<>Qq①-⑳]{1,2})\s*([1-9]\d{0,2})\s*([.)．,])")  # 문 read as 1-2 glyphs
 _INCOMPLETE = re.compile(r"^(\S{0,2}\s*[\[(]?\s*\d{1,3}|[^\s\d①-⑳]{1,2})$")  # digits without their mark, a lone glyph
 _DIGIT_LOOKALIKES = str.maketrans({"I": "1", "l": "1", "|": "1", "O": "0", "o": "0"})
 _BOXED = re.compile(r"^[\[|(]?\s*([1-9]\d{0,2})\s*([.)]?)\s*[\]|]?$")
@@ -503,6 +503,7 @@ class _Reader:
 
         crops: list[np.ndarray] = []
         owners: list[tuple[int, str]] = []  # (line, "box"/"circle" when the token is enclosed, else "")
+        first: dict[int, int] = {}  # where each line's first word ends
         for i, line in enumerate(lines):
             end = self._token_end(line, line.x0, SPACE_LINES)
             if end is None or end - line.x0 > LABEL_MAX_LINES * self.line_h:
@@ -513,6 +514,7 @@ class _Reader:
                 pad = max(2, round(0.15 * self.line_h))
                 crops.append(self.gray[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad])
                 owners.append((i, "circle" if circle else "box"))
+            first[i] = end
             if end - line.x0 < PREFIX_MAX_LINES * self.line_h:
                 # A lone glyph ("문", "Q") may be a prefix: read on to the end of the next word.
                 further = self._token_end(line, end, SPACE_LINES)
@@ -544,6 +546,23 @@ class _Reader:
         for i, (text, confidence) in zip(again, textlines.recognise(wide), strict=True):
             if confidence >= MIN_READ_CONFIDENCE:
                 reads[i] = parse_label(text)
+        # The recogniser may drop a Hangul glyph altogether ("문 3." read "3."): when the number is not the first
+        # word, the first word read alone is no digit, and it is the prefix.
+        bare = [
+            i
+            for i, r in enumerate(reads)
+            if r is not None
+            and r.family == "num"
+            and not r.hangul_prefix
+            and i in first
+            and (end := self._token_end(lines[i], first[i], SPACE_LINES)) is not None
+            and end > first[i]
+        ]
+        alone = textlines.recognise([self._crop(lines[i], lines[i].x0, first[i]) for i in bare])
+        for i, (text, _) in zip(bare, alone, strict=True):
+            read = reads[i]
+            if read is not None and not text.strip()[:1].isdigit():
+                reads[i] = replace(read, label=f"문 {read.label}", hangul_prefix=True)
         return reads
 
 
@@ -674,7 +693,9 @@ def _questions(reader: _Reader, columns: list[list[Block]], line_h: float, width
                 read = start
                 label = read.label
                 if read.family == "num" and hangul and not read.hangul_prefix:
-                    label = f"문 {label}"
+                    label = f"문 {label}"  # one page, one label style: the majority's
+                elif read.family == "num" and not hangul and read.hangul_prefix:
+                    label = label.removeprefix("문 ")
                 current = [line.x0, line.y0, line.x1, line.y1]
                 found.append(Question((0, 0, 0, 0), read.number, label, c))
             elif (c, i) in headings or current is None or line.y0 - current[3] > JOIN_GAP_LINES * line_h:
