@@ -50,8 +50,6 @@ COLUMN_TOP_LINES = 3  # the two columns' first lines are at most 3 line heights 
 MARGIN_TOL_LINES = 0.6  # a line starts at the margin when within 0.6 line heights of it
 MARGIN_WINDOW_LINES = 12  # the margin is fitted to the lines starting leftmost among those this many lines around
 MAX_MARGIN_SLOPE = 0.03  # about 1.7 degrees: a steeper fitted margin is an artefact (a ragged column), not a drift
-NUMBER_GAP_LINES = 0.45  # the number ends at the first blank run at least this many line heights wide ...
-NUMBER_MAX_LINES = 3.5  # ... and is at most this many line heights wide
 START_GAP_LINES = 0.6  # a blank gap of at least this many line heights may precede a new question
 JOIN_GAP_LINES = 4.0  # a non-numbered line further below its question than this is not part of it
 MIN_PAGE_SIDE = 200  # px: a smaller image cannot hold a legible exam page
@@ -287,36 +285,6 @@ def _runs(flags: np.ndarray, lo: int, hi: int) -> list[tuple[int, int]]:
     padded = np.concatenate(([False], flags[lo:hi], [False]))
     edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
     return [(lo + int(a), lo + int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
-
-
-def _bands(blocks: list[Block], gutter: int, reach: int) -> list[tuple[list[Block], bool]]:
-    """Split the body at blocks reaching across the gutter: (blocks, spanning) bands, top to bottom.
-
-    A block spans when it extends more than `reach` past the centre line on both sides; a line that merely runs
-    into the gutter stays in its column.
-    """
-    spanning = sorted((b for b in blocks if _spans(b, gutter, reach)), key=lambda b: b.y0)
-    columnar = [b for b in blocks if not _spans(b, gutter, reach)]
-    spans: list[list[int]] = []  # merged row intervals of the spanning blocks
-    for b in spanning:
-        if spans and b.y0 <= spans[-1][1]:
-            spans[-1][1] = max(spans[-1][1], b.y1)
-        else:
-            spans.append([b.y0, b.y1])
-    bands: list[tuple[list[Block], bool]] = []
-    cursor = -1
-    for y0, y1 in spans:
-        bands.append(([b for b in columnar if cursor <= (b.y0 + b.y1) / 2 < y0], False))
-        inside = [b for b in spanning if y0 <= b.y0 < y1]
-        inside += [b for b in columnar if y0 <= (b.y0 + b.y1) / 2 < y1]
-        bands.append((inside, True))
-        cursor = y1
-    bands.append(([b for b in columnar if (b.y0 + b.y1) / 2 >= cursor], False))
-    return bands
-
-
-def _spans(block: Block, gutter: int, reach: int) -> bool:
-    return block.x0 < gutter - reach and block.x1 > gutter + reach
 
 
 def _left_of(block: Block, gutter: int) -> bool:
