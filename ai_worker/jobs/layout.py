@@ -29,6 +29,8 @@ from ai_worker.jobs.deskew import MIN_SKEW_DEG, estimate_skew, map_box, straight
 from ai_worker.jobs.imaging import ink_mask, join_marks, remove_specks
 
 REFERENCE_WIDTH = 1240  # A4 at 150 dpi: the unit every pixel constant below is written in
+BILEVEL_SHARE = 0.98  # a page whose pixels are this much at its darkest or lightest level is a black-and-white scan
+BILEVEL_JOIN = 3  # ... whose ink is closed over this many reference pixels (the specks of a broken stroke join)
 FINE_SPECK_AREA = 3  # ... but a full stop at the end of a question label is not
 SPECK_AREA = 12  # components smaller than this (reference pixels squared: a 3x4 blot) are dust
 DOT_LINES = 0.5  # blocks lower than half a line height are dots and dust (or a row of them) ...
@@ -102,7 +104,8 @@ def analyse(gray: np.ndarray) -> Layout:
     height, width = gray.shape
     if min(height, width) < MIN_PAGE_SIDE:
         return Layout([], 1, 0.0, f"not a page: the image is {width}x{height} px, too small to hold an exam page")
-    mask = _ink(gray)
+    bilevel = _bilevel(gray)
+    mask = _ink(gray, bilevel)
     reason = _not_a_page(gray, mask)
     if reason:
         return Layout([], 1, 0.0, reason)
@@ -111,7 +114,7 @@ def analyse(gray: np.ndarray) -> Layout:
         found, columns, reason = _analyse_level(gray, mask)
         return Layout(found, columns, 0.0, reason)
     level, back = straighten(gray, skew)
-    found, columns, reason = _analyse_level(level, _ink(level))
+    found, columns, reason = _analyse_level(level, _ink(level, bilevel))
     mapped = [replace(q, box=_tight_on_page(q.box, back, mask)) for q in found]
     return Layout(mapped, columns, round(-skew, 2), reason)
 
@@ -150,9 +153,22 @@ def _tight_on_page(box: tuple[int, int, int, int], back: np.ndarray, mask: np.nd
     )
 
 
-def _ink(gray: np.ndarray) -> np.ndarray:
+def _ink(gray: np.ndarray, bilevel: bool = False) -> np.ndarray:
+    """The page's ink without dust; on a black-and-white scan, strokes broken into specks are first joined up."""
     unit = gray.shape[1] / REFERENCE_WIDTH
-    return remove_specks(ink_mask(gray), max(2, round(SPECK_AREA * unit * unit)))
+    ink = ink_mask(gray)
+    if bilevel:
+        size = max(2, round(BILEVEL_JOIN * unit))
+        ink = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((size, size), np.uint8))
+    return remove_specks(ink, max(2, round(SPECK_AREA * unit * unit)))
+
+
+def _bilevel(gray: np.ndarray) -> bool:
+    """Whether the page holds only two grey levels (a black-and-white scan)."""
+    step = max(1, min(gray.shape) // 400)
+    sample = gray[::step, ::step]
+    low, high = int(sample.min()), int(sample.max())
+    return bool(np.mean((sample == low) | (sample == high)) >= BILEVEL_SHARE)
 
 
 def _analyse_level(gray: np.ndarray, mask: np.ndarray) -> tuple[list[Question], int, str | None]:
