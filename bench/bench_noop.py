@@ -4,8 +4,8 @@ Starts a moto server on 127.0.0.1 in a process of its own (nothing leaves the ma
 bucket, warms the job processes with a few jobs (which also times the job type, so prefetch is sized), then feeds
 --jobs no-op jobs at a steady load (about 40 waiting) and times the loop until every result document exists. SQS
 calls are counted with a botocore event hook on the worker's own session (receives, delete batches, visibility
-changes, result notices); S3 calls (the job processes' idempotency GET and conditional PUT) are counted from the
-moto server's request log.
+changes, result notices; a consumer reads the notices as the platform would); S3 calls (the job processes'
+idempotency GET and conditional PUT) are counted from the moto server's request log.
 
 The baseline is a loop in the style of the platform's previous worker, run in the same process against the same
 server with the same number of threads: one message per receive, a lease-extender thread per message, the
@@ -125,6 +125,16 @@ def feed(sqs: Any, url: str, n: int, depth: int = STEADY_DEPTH) -> None:
 WARM_JOBS = 5
 
 
+def drain_notices(sqs: Any, url: str, stop: threading.Event) -> None:
+    """The producer's side of the results queue: notices are read and deleted as they come, as the platform does.
+    Left to pile up, they would slow moto (which walks a queue's every message on each call), not the worker."""
+    while not stop.is_set():
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        if got:
+            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
+            sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+
+
 def run(slots: int, jobs: int, heartbeat_dir: str) -> dict[str, Any]:
     prefix = f"b{uuid.uuid4().hex[:8]}"
     settings = Settings(
@@ -153,6 +163,9 @@ def run(slots: int, jobs: int, heartbeat_dir: str) -> dict[str, Any]:
         daemon=True,
     )
     worker.start()
+    notices = admin.sqs.get_queue_url(QueueName=settings.results_queue or "")["QueueUrl"]
+    drainer = threading.Thread(target=drain_notices, args=(make_clients(settings).sqs, notices, stop), daemon=True)
+    drainer.start()
     url = admin.sqs.get_queue_url(QueueName=settings.queue_names["basic"])["QueueUrl"]
     S3_LOG.watch(settings.results_bucket)
     feed(admin.sqs, url, WARM_JOBS)  # warm-up: job processes started, handler imported, job type timed

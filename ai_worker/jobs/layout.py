@@ -1,22 +1,26 @@
-"""Exam-page layout analysis with OpenCV: columns, text lines and left-margin question numbers.
+"""Exam-page layout analysis: OpenCV for columns and text lines, the PP-OCR recogniser for question numbers.
 
-Guarantees: the boxes returned are the tight boxes of each question's ink (number, text, choices, figures) in page
-pixels, [x0, y0, x1, y1] with x1/y1 exclusive, in reading order (full-width bands top to bottom; within a band of
-columns, the left column top to bottom, then the right one). Content above a full-width header rule, the top and
-bottom 5 % of the page, unnumbered lines far from any question (page numbers, stray marks) and long rules are never
-part of a question. Scales with the page:
-every length is relative to the page width or to the measured text-line height, so any dpi works.
+Guarantees: each question's box is the tight box of its ink (number, text, choices, figures, tables, answer box)
+in page pixels, [x0, y0, x1, y1] with x1/y1 exclusive, in reading order (the left column top to bottom, then the
+right one). Content above a full-width header rule, section headings (`[1~5] ...`), text above a column's first
+question, narrow centred page numbers at the foot and long rules are never part of a question. Every length is
+relative to the page width or the measured text-line height, so any dpi works.
 
-A question starts at a line that (1) begins at its column's left margin, (2) begins with a narrow block (a number
-such as "12." followed by a gap) and (3) follows a vertical gap or an indented line (hanging indent). Lines that do
-not start a question join the one above when within `JOIN_GAP_LINES` line heights and starting left of its right edge.
+A question starts at a line that begins at its column's left margin with a printed label the recogniser reads
+(`1.`, `2)`, `문 3.`, `Q4.`, `[5]`, a boxed or circled number; `textlines.recognise` on the line's first word, or
+on the inside of a drawn box/circle). The labels kept are one family whose numbers increase down the reading order
+(`_chain`): choice markers that restart at ① and stray reads drop out. A gap in the sequence is filled from the
+unread margin lines with the widest blank gap above. Every other line joins the question above it in its column
+unless more than `JOIN_GAP_LINES` line heights below it. A two-column reading is kept only when both columns hold
+question numbers, so a sparse one-column page is not split.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -25,6 +29,9 @@ from ai_worker.jobs.deskew import MIN_SKEW_DEG, estimate_skew, map_box, straight
 from ai_worker.jobs.imaging import ink_mask, join_marks, remove_specks
 
 REFERENCE_WIDTH = 1240  # A4 at 150 dpi: the unit every pixel constant below is written in
+BILEVEL_SHARE = 0.98  # a page whose pixels are this much at its darkest or lightest level is a black-and-white scan
+BILEVEL_JOIN = 3  # ... whose ink is closed over this many reference pixels (the specks of a broken stroke join)
+FINE_SPECK_AREA = 3  # ... but a full stop at the end of a question label is not
 SPECK_AREA = 12  # components smaller than this (reference pixels squared: a 3x4 blot) are dust
 DOT_LINES = 0.5  # blocks lower than half a line height are dots and dust (or a row of them) ...
 RULE_LINES = 2.0  # ... unless they are at least two line heights long: an answer blank, a dash
@@ -33,7 +40,8 @@ H_RULE_MIN = 0.6  # a horizontal rule spans at least this fraction of the page w
 V_RULE_MIN = 0.3  # a vertical rule (column separator) spans at least this fraction of the page height
 RULE_MIN_CONTRAST = 25  # hairline rules are found at half the usual ink contrast
 RULE_WINDOW_FRACTION = 80  # vertical rules are judged over windows 1/80 of the page width tall (15 px at 150 dpi)
-PAGE_FURNITURE = 0.05  # the top and bottom 5 % of the page hold running heads and page numbers only
+FOLIO_ZONE = 0.08  # a narrow line centred in the bottom 8 % of the page is a page number ...
+FOLIO_WIDTH = 0.15  # ... when narrower than 15 % of the page width and centred within that
 HEADER_ZONE = 0.3  # a full-width rule in the top 30 % of the page closes the header
 FOOTER_ZONE = 0.85  # a full-width rule below 85 % of the page height opens the footer
 GUTTER_MIN = 0.025  # a column gutter is wider than 2.5 % of the page width (two word gaps) ...
@@ -42,10 +50,24 @@ GUTTER_CROSSINGS = 2  # line heights of ink that may cross a gutter (a title, a 
 COLUMN_MIN_SHARE = 0.05  # each column holds at least 5 % of the body's ink, or the page has one column
 COLUMN_TOP_LINES = 3  # the two columns' first lines are at most 3 line heights apart
 MARGIN_TOL_LINES = 0.6  # a line starts at the margin when within 0.6 line heights of it
-NUMBER_GAP_LINES = 0.45  # the number ends at the first blank run at least this many line heights wide ...
-NUMBER_MAX_LINES = 3.5  # ... and is at most this many line heights wide
-START_GAP_LINES = 0.9  # a blank gap of at least this many line heights may precede a new question
+MARGIN_WINDOW_LINES = 12  # the margin is fitted to the lines starting leftmost among those this many lines around
+MAX_MARGIN_SLOPE = 0.03  # about 1.7 degrees: a steeper fitted margin is an artefact (a ragged column), not a drift
+START_GAP_LINES = 0.6  # a blank gap of at least this many line heights may precede a new question
 JOIN_GAP_LINES = 4.0  # a non-numbered line further below its question than this is not part of it
+MIN_PAGE_SIDE = 200  # px: a smaller image cannot hold a legible exam page
+MIN_LINE_PX = 9  # text lines lower than this many pixels are too coarse to read (a page shrunk to a thumbnail)
+PAPER_BAND = 40  # grey levels below the paper tone (90th percentile) that still count as blank paper
+MIN_PAPER_SHARE = 0.6  # a printed page is mostly blank paper; a photograph is not
+MAX_INK_SHARE = 0.3  # nor is it mostly ink
+SPACE_LINES = 0.18  # a blank run this many line heights wide ends a word (a label such as "12." or "[5]")
+LABEL_MAX_LINES = 4.0  # a question label or a heading's range is at most this many line heights wide ("[11~15]")
+PREFIX_MAX_LINES = 1.1  # a first word narrower than this may be a prefix ("문", "Q") and is read with the next one
+MIN_READ_CONFIDENCE = 0.5  # the recogniser's mean character confidence below which a read is ignored
+REPEAT_PENALTY = 0.5  # a label family loses this much per number it repeats on the page
+CIRCLED_WEIGHT = 0.5  # circled numbers are usually choice markers: a chain of them counts half
+SKIP_PENALTY = 0.6  # a chain of question numbers loses this much per number it skips
+WIDE_LABEL_LINES = 3.0  # the window read again from the line start when the first word stopped short of a label
+NARROW_LABEL_LINES = 1.6  # an unread first word this narrow may be a question number ("1.", "12)")
 
 
 @dataclass(frozen=True)
@@ -59,63 +81,135 @@ class Block:
 
 
 @dataclass(frozen=True)
+class Question:
+    box: tuple[int, int, int, int]  # tight box of the question's ink, page pixels, x1/y1 exclusive
+    number: int | None  # the printed number; None when the start was found but nothing legible read there
+    label: str | None  # the label as printed: "3.", "2)", "문 3.", "Q4.", "[5]", "7" (boxed), "①"
+    column: int  # 0-based column index
+
+
+@dataclass(frozen=True)
 class Layout:
-    questions: list[tuple[int, int, int, int]]
+    questions: list[Question]
     columns: int
     skew_deg: float  # the page's rotation that was undone before the analysis (counter-clockwise positive)
+    reason: str | None = None  # why nothing was looked for: the input is not an exam page
 
 
 def analyse(gray: np.ndarray) -> Layout:
-    """Find the question boxes of one page, in reading order.
+    """Find the questions of one page, in reading order.
 
-    A skewed page is levelled first; its boxes are mapped back to the page as given (axis-aligned boxes around the
-    levelled ones).
+    A skewed page is levelled first; each question's box is then the tight box of its ink on the page as given.
     """
     height, width = gray.shape
-    mask = _ink(gray)
+    if min(height, width) < MIN_PAGE_SIDE:
+        return Layout([], 1, 0.0, f"not a page: the image is {width}x{height} px, too small to hold an exam page")
+    bilevel = _bilevel(gray)
+    mask = _ink(gray, bilevel)
+    reason = _not_a_page(gray, mask)
+    if reason:
+        return Layout([], 1, 0.0, reason)
     skew = estimate_skew(mask)
     if abs(skew) < MIN_SKEW_DEG:
-        questions, columns = _analyse_level(gray, mask)
-        return Layout(questions, columns, 0.0)
+        found, columns, reason = _analyse_level(gray, mask)
+        return Layout(found, columns, 0.0, reason)
     level, back = straighten(gray, skew)
-    questions, columns = _analyse_level(level, _ink(level))
-    return Layout([map_box(q, back, width, height) for q in questions], columns, round(-skew, 2))
+    found, columns, reason = _analyse_level(level, _ink(level, bilevel))
+    mapped = [replace(q, box=_tight_on_page(q.box, back, mask)) for q in found]
+    return Layout(mapped, columns, round(-skew, 2), reason)
 
 
-def _ink(gray: np.ndarray) -> np.ndarray:
+def _not_a_page(gray: np.ndarray, mask: np.ndarray) -> str | None:
+    """A reason when the image is not a page of print: most of an exam page is blank paper."""
+    step = max(1, min(gray.shape) // 400)
+    sample = gray[::step, ::step]
+    paper = float(np.percentile(sample, 90))
+    blank = float(np.mean(sample >= paper - PAPER_BAND))
+    if blank < MIN_PAPER_SHARE:
+        return f"not a page: only {blank:.0%} of the image is blank paper (a photograph, not a printed page)"
+    if float(mask.mean()) > MAX_INK_SHARE:
+        return f"not a page: {float(mask.mean()):.0%} of the image is ink"
+    return None
+
+
+def _tight_on_page(box: tuple[int, int, int, int], back: np.ndarray, mask: np.ndarray) -> tuple[int, int, int, int]:
+    """The tight box of the page's ink inside a levelled box mapped back onto the page (a rotated rectangle)."""
+    height, width = mask.shape
+    x0, y0, x1, y1 = box
+    corners = np.array([[x0, y0, 1], [x1, y0, 1], [x1, y1, 1], [x0, y1, 1]], np.float64) @ back.T
+    outer = map_box(box, back, width, height)
+    region = np.zeros((outer[3] - outer[1], outer[2] - outer[0]), np.uint8)
+    if region.size == 0:
+        return outer
+    cv2.fillConvexPoly(region, np.round(corners - [outer[0], outer[1]]).astype(np.int32), 1)
+    ys, xs = np.nonzero(region & mask[outer[1] : outer[3], outer[0] : outer[2]])
+    if len(xs) == 0:
+        return outer
+    return (
+        outer[0] + int(xs.min()),
+        outer[1] + int(ys.min()),
+        outer[0] + int(xs.max()) + 1,
+        outer[1] + int(ys.max()) + 1,
+    )
+
+
+def _ink(gray: np.ndarray, bilevel: bool = False) -> np.ndarray:
+    """The page's ink without dust; on a black-and-white scan, strokes broken into specks are first joined up."""
     unit = gray.shape[1] / REFERENCE_WIDTH
-    return remove_specks(ink_mask(gray), max(2, round(SPECK_AREA * unit * unit)))
+    ink = ink_mask(gray)
+    if bilevel:
+        size = max(2, round(BILEVEL_JOIN * unit))
+        ink = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((size, size), np.uint8))
+    return remove_specks(ink, max(2, round(SPECK_AREA * unit * unit)))
 
 
-def _analyse_level(gray: np.ndarray, mask: np.ndarray) -> tuple[list[tuple[int, int, int, int]], int]:
-    """(question boxes, column count) of a level page."""
-    height, width = gray.shape
+def _bilevel(gray: np.ndarray) -> bool:
+    """Whether the page holds only two grey levels (a black-and-white scan)."""
+    step = max(1, min(gray.shape) // 400)
+    sample = gray[::step, ::step]
+    low, high = int(sample.min()), int(sample.max())
+    return bool(np.mean((sample == low) | (sample == high)) >= BILEVEL_SHARE)
+
+
+def _analyse_level(gray: np.ndarray, mask: np.ndarray) -> tuple[list[Question], int, str | None]:
+    """(questions, column count, reason when nothing could be looked for) of a level page."""
+    width = gray.shape[1]
     top, bottom = _strip_rules(mask, ink_mask(gray, RULE_MIN_CONTRAST))
-    furniture = round(PAGE_FURNITURE * height)  # running heads and page numbers, never questions
-    top, bottom = max(top, furniture), min(bottom, height - furniture)
     body = mask[top:bottom]
     word_gap = max(3, round(WORD_GAP * width))
     blocks = _blocks(body, word_gap)
+    if not blocks:
+        return [], 1, None
     line_h = _line_height(blocks)
+    if line_h < MIN_LINE_PX:
+        return (
+            [],
+            1,
+            f"not a page: text lines are {line_h:.0f} px high, too low a resolution to read (min {MIN_LINE_PX})",
+        )
     # Dust that survived the speck filter (JPEG smears it) would shift a line's start off the margin.
     blocks = [b for b in blocks if b.y1 - b.y0 >= DOT_LINES * line_h or b.x1 - b.x0 >= RULE_LINES * line_h]
-    # Columns are found on runs of words: a gutter is wider than any gap inside a line, so lines never span it.
+    # Labels are cut at blank runs in a mask that keeps the small marks the speck filter drops (the "." of "1.").
+    unit = width / REFERENCE_WIDTH
+    fine = remove_specks(ink_mask(gray[top:bottom]), max(2, round(FINE_SPECK_AREA * unit * unit)))
+    reader = _Reader(gray[top:bottom], fine, line_h)
     gutter = _gutter(_blocks(body, word_gap * 2), width, line_h)
-    questions: list[tuple[int, int, int, int]] = []
-    if gutter is None:
-        questions = _questions(body, blocks, _margin(blocks, line_h), line_h)
+    foot = (1 - FOLIO_ZONE) * gray.shape[0] - top
+    found: list[Question] = []
+    columns = 1
+    if gutter is not None:
+        sides = [[b for b in blocks if _left_of(b, gutter)], [b for b in blocks if not _left_of(b, gutter)]]
+        found = _questions(reader, sides, line_h, width, foot)
+        columns = 2
+        if len({q.column for q in found}) < 2:
+            # Numbers read in one column only: a sparse one-column page split by a false gutter, or a column whose
+            # numbers were missed; the reading that finds more questions wins (one column on a tie).
+            whole = _questions(reader, [blocks], line_h, width, foot)
+            if len(whole) >= len(found):
+                found, columns = whole, 1
     else:
-        reach = round(GUTTER_MIN * width / 2)
-        columnar = [b for b in blocks if not _spans(b, gutter, reach)]
-        left = _margin([b for b in columnar if _left_of(b, gutter)], line_h)
-        right = _margin([b for b in columnar if not _left_of(b, gutter)], line_h)
-        for band, spanning in _bands(blocks, gutter, reach):
-            if spanning:
-                questions += _questions(body, band, left, line_h)
-            else:
-                questions += _questions(body, [b for b in band if _left_of(b, gutter)], left, line_h)
-                questions += _questions(body, [b for b in band if not _left_of(b, gutter)], right, line_h)
-    return [(x0, y0 + top, x1, y1 + top) for x0, y0, x1, y1 in questions], 1 if gutter is None else 2
+        found = _questions(reader, [blocks], line_h, width, foot)
+    return [replace(q, box=(q.box[0], q.box[1] + top, q.box[2], q.box[3] + top)) for q in found], columns, None
 
 
 def _strip_rules(mask: np.ndarray, faint: np.ndarray) -> tuple[int, int]:
@@ -209,55 +303,42 @@ def _runs(flags: np.ndarray, lo: int, hi: int) -> list[tuple[int, int]]:
     return [(lo + int(a), lo + int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
-def _bands(blocks: list[Block], gutter: int, reach: int) -> list[tuple[list[Block], bool]]:
-    """Split the body at blocks reaching across the gutter: (blocks, spanning) bands, top to bottom.
-
-    A block spans when it extends more than `reach` past the centre line on both sides; a line that merely runs
-    into the gutter stays in its column.
-    """
-    spanning = sorted((b for b in blocks if _spans(b, gutter, reach)), key=lambda b: b.y0)
-    columnar = [b for b in blocks if not _spans(b, gutter, reach)]
-    spans: list[list[int]] = []  # merged row intervals of the spanning blocks
-    for b in spanning:
-        if spans and b.y0 <= spans[-1][1]:
-            spans[-1][1] = max(spans[-1][1], b.y1)
-        else:
-            spans.append([b.y0, b.y1])
-    bands: list[tuple[list[Block], bool]] = []
-    cursor = -1
-    for y0, y1 in spans:
-        bands.append(([b for b in columnar if cursor <= (b.y0 + b.y1) / 2 < y0], False))
-        inside = [b for b in spanning if y0 <= b.y0 < y1]
-        inside += [b for b in columnar if y0 <= (b.y0 + b.y1) / 2 < y1]
-        bands.append((inside, True))
-        cursor = y1
-    bands.append(([b for b in columnar if (b.y0 + b.y1) / 2 >= cursor], False))
-    return bands
-
-
-def _spans(block: Block, gutter: int, reach: int) -> bool:
-    return block.x0 < gutter - reach and block.x1 > gutter + reach
-
-
 def _left_of(block: Block, gutter: int) -> bool:
     return block.x0 + block.x1 < 2 * gutter
 
 
-def _margin(blocks: list[Block], line_h: float) -> int:
-    """A column's left margin: where its leftmost line starts, among lines that have a neighbour.
+def _margin(blocks: list[Block], line_h: float) -> tuple[float, float]:
+    """A column's left margin as a line x = a + b * y (a scan levelled to within a few tenths of a degree still
+    drifts over a page): (a, b).
 
-    A line more than `JOIN_GAP_LINES` from any other (a page number, a stray mark) does not set the margin unless
-    every line is that isolated; blocks smaller than half a line (dust, dots) never do.
+    The margin is fitted to the lines that start leftmost among their neighbours within `MARGIN_WINDOW_LINES`; a line
+    more than `JOIN_GAP_LINES` from any other (a page number, a stray mark) and blocks smaller than half a line
+    (dust, dots) do not count, and a start no other line shares (a speck beside a line) neither.
     """
     lines = _lines([b for b in blocks if b.y1 - b.y0 >= line_h / 2])
     if not lines:
-        return 0
+        return 0.0, 0.0
     reach = JOIN_GAP_LINES * line_h
     gaps = [b.y0 - a.y1 for a, b in itertools.pairwise(lines)]
     above = [math.inf, *gaps]
     below = [*gaps, math.inf]
-    near = [line.x0 for line, up, down in zip(lines, above, below, strict=True) if min(up, down) <= reach]
-    return min(near) if near else min(line.x0 for line in lines)
+    near = [line for line, up, down in zip(lines, above, below, strict=True) if min(up, down) <= reach] or lines
+    tol = MARGIN_TOL_LINES * line_h
+    window = MARGIN_WINDOW_LINES * line_h
+    shared = [line for line in near if sum(abs(o.x0 - line.x0) <= tol for o in near) > 1] or near
+    envelope = []
+    for line in shared:
+        leftmost = min(o.x0 for o in shared if abs(o.y0 - line.y0) <= window)
+        if line.x0 <= leftmost + tol / 2:
+            envelope.append(line)
+    if len(envelope) < 3:
+        return float(min(line.x0 for line in envelope or near)), 0.0
+    ys = np.array([(line.y0 + line.y1) / 2 for line in envelope])
+    xs = np.array([line.x0 for line in envelope], np.float64)
+    slope, intercept = np.polyfit(ys, xs, 1)
+    if abs(slope) > MAX_MARGIN_SLOPE:
+        return float(np.median(xs)), 0.0
+    return float(intercept), float(slope)
 
 
 def _lines(blocks: list[Block]) -> list[Block]:
@@ -274,39 +355,337 @@ def _lines(blocks: list[Block]) -> list[Block]:
     return lines
 
 
-def _numbered(mask: np.ndarray, line: Block, line_h: float) -> bool:
-    """The line begins with a narrow block followed by a blank gap, as a question number does."""
-    gap = max(2, round(NUMBER_GAP_LINES * line_h))
-    limit = round(NUMBER_MAX_LINES * line_h)
-    window = mask[line.y0 : line.y1, line.x0 : min(line.x1, line.x0 + limit + gap)]
-    profile: list[bool] = np.any(window, axis=0).tolist()
-    blank = 0
-    for x, ink in enumerate(profile):
-        blank = 0 if ink else blank + 1
-        if blank >= gap:
-            return x - blank + 1 <= limit
-    return len(profile) < limit + gap  # the line is only the number
+@dataclass(frozen=True)
+class _Read:
+    """What the leading token of a line at the margin says."""
+
+    kind: str  # "start" (a question number) or "heading" (a range such as [1~5]: an instruction, not a question)
+    family: str  # label family: "num" (1. 2) 문 3.), "q", "bracket", "boxed", "circled"
+    number: int
+    label: str
+    hangul_prefix: bool = False  # an unreadable glyph before the number: "문" (the recogniser has no Hangul)
 
 
-def _questions(mask: np.ndarray, blocks: list[Block], margin: int, line_h: float) -> list[tuple[int, int, int, int]]:
+CIRCLED = {chr(0x2460 + i): i + 1 for i in range(20)} | {chr(0x3251 + i): 21 + i for i in range(15)}
+_HEADING = re.compile(r"^\S{0,2}?\s*[\[(<{]\s*\d{1,3}\s*[~∼\-–—〜～]")  # [1~5], ※ [3-4], (6~7): a range
+_NUM = re.compile(r"^([1-9]\d{0,2})\s*([.)．,])")
+_Q = re.compile(r"^[Qq]\s*\.?\s*([1-9]\d{0,2})\s*([.):])")
+_BRACKET = re.compile(r"^[\[({]\s*([1-9]\d{0,2})\s*[\])]")
+_PREFIXED = re.compile(r"^([^\d\s\[\](){}<>Qq①-⑳]{1,2})\s*([1-9]\d{0,2})\s*([.)．,])")  # 문 read as 1-2 glyphs
+_INCOMPLETE = re.compile(r"^(\S{0,2}\s*[\[(]?\s*\d{1,3}|[^\s\d①-⑳]{1,2})$")  # digits without their mark, a lone glyph
+_DIGIT_LOOKALIKES = str.maketrans({"I": "1", "l": "1", "|": "1", "O": "0", "o": "0"})
+_BOXED = re.compile(r"^[\[|(]?\s*([1-9]\d{0,2})\s*([.)]?)\s*[\]|]?$")
+
+
+def parse_label(text: str, frame: str = "") -> _Read | None:
+    """The question label (or section heading) a line's leading text starts with, if any.
+
+    `frame` is "box" or "circle" when `text` was read inside a drawn box or circle (a boxed or circled number).
+    """
+    t = text.strip()
+    if frame:
+        t = t.translate(_DIGIT_LOOKALIKES)
+    if not t:
+        return None
+    if _HEADING.match(t):
+        return _Read("heading", "heading", 0, t)
+    if t[0] in CIRCLED:
+        return _Read("start", "circled", CIRCLED[t[0]], t[0])
+    if frame:
+        m = _BOXED.match(t)
+        if m and frame == "circle" and 1 <= int(m.group(1)) <= len(CIRCLED):
+            number = int(m.group(1))
+            return _Read("start", "circled", number, next(c for c, n in CIRCLED.items() if n == number))
+        if m:
+            return _Read("start", "boxed", int(m.group(1)), m.group(1) + m.group(2))
+    m = _NUM.match(t)
+    if m:
+        mark = "." if m.group(2) in ".．," else ")"
+        return _Read("start", "num", int(m.group(1)), m.group(1) + mark)
+    m = _Q.match(t)
+    if m:
+        return _Read("start", "q", int(m.group(1)), f"Q{m.group(1)}{m.group(2)}")
+    m = _BRACKET.match(t)
+    if m and t[0] in "[{":
+        return _Read("start", "bracket", int(m.group(1)), f"[{m.group(1)}]")
+    m = _PREFIXED.match(t)
+    if m:
+        mark = "." if m.group(3) in ".．," else ")"
+        return _Read("start", "num", int(m.group(2)), f"문 {m.group(2)}{mark}", hangul_prefix=True)
+    return None
+
+
+class _Reader:
+    """Reads the leading token of text lines with the PP-OCR recogniser (`textlines`)."""
+
+    def __init__(self, gray: np.ndarray, mask: np.ndarray, line_h: float) -> None:
+        self.gray, self.mask, self.line_h = gray, mask, line_h
+        self._cache: dict[tuple[int, int, int, int], _Read | None] = {}
+
+    def _token_end(self, line: Block, x: int, gap_lines: float) -> int | None:
+        """The x where the run of ink starting at or after `x` ends at a blank gap, within LABEL_MAX_LINES."""
+        limit = min(line.x1, line.x0 + round(LABEL_MAX_LINES * self.line_h))
+        profile: np.ndarray = np.asarray(self.mask[line.y0 : line.y1, x:limit].any(axis=0))
+        gap = max(2, round(gap_lines * self.line_h))
+        inked = np.flatnonzero(profile)
+        if len(inked) == 0:
+            return None
+        blank = 0
+        for i in range(int(inked[0]), len(profile)):
+            blank = 0 if profile[i] else blank + 1
+            if blank >= gap:
+                return x + i - blank + 1
+        return x + len(profile) if limit == line.x1 else None
+
+    def token_end(self, line: Block) -> int | None:
+        """Where the line's first word ends."""
+        return self._token_end(line, line.x0, SPACE_LINES)
+
+    def _crop(self, line: Block, x0: int, x1: int) -> np.ndarray:
+        pad = max(2, round(0.2 * self.line_h))
+        return self.gray[max(0, line.y0 - pad) : line.y1 + pad, max(0, x0 - pad) : x1 + pad]
+
+    def _box_inside(self, line: Block, x1: int) -> tuple[int, int, int, int, bool] | None:
+        """The inside of a drawn box or circle around the token (a boxed or circled number), and whether it is a
+        circle; None when the token is not enclosed (ink on all four sides, around the middle of each)."""
+        window = self.mask[line.y0 : line.y1, line.x0 : x1]
+        ys, xs = np.nonzero(window)
+        if len(xs) == 0:
+            return None
+        x, y, w, h = int(xs.min()), int(ys.min()), int(xs.max()) + 1 - int(xs.min()), int(ys.max()) + 1 - int(ys.min())
+        if h < 0.7 * self.line_h or w < 0.6 * self.line_h or w > 2.2 * h:
+            return None
+        frame = window[y : y + h, x : x + w]
+        band = max(1, round(0.15 * min(w, h)))
+        mid_rows, mid_cols = slice(h // 4, h - h // 4), slice(w // 4, w - w // 4)
+        sides = (frame[mid_rows, :band], frame[mid_rows, -band:], frame[:band, mid_cols], frame[-band:, mid_cols])
+        if not all(side.any() for side in sides) or frame[band:-band, band:-band].mean() > 0.5:
+            return None
+        corner = max(1, round(0.1 * min(w, h)))
+        corners = [
+            frame[:corner, :corner],
+            frame[:corner, -corner:],
+            frame[-corner:, :corner],
+            frame[-corner:, -corner:],
+        ]
+        circle = sum(bool(c.any()) for c in corners) <= 1  # a circle leaves its bounding box's corners blank
+        inset = max(2, round((0.2 if circle else 0.12) * min(w, h)))
+        return line.x0 + x + inset, line.y0 + y + inset, line.x0 + x + w - inset, line.y0 + y + h - inset, circle
+
+    def read(self, lines: list[Block]) -> list[_Read | None]:
+        """The label each line starts with (None: none read); lines read before (the other column reading) are not
+        read again."""
+        reach = round(LABEL_MAX_LINES * self.line_h)
+        keys = [(line.x0, line.y0, line.y1, min(line.x1, line.x0 + reach)) for line in lines]
+        todo = [i for i, key in enumerate(keys) if key not in self._cache]
+        for i, read in zip(todo, self._read([lines[i] for i in todo]), strict=True):
+            self._cache[keys[i]] = read
+        return [self._cache[key] for key in keys]
+
+    def _read(self, lines: list[Block]) -> list[_Read | None]:
+        from ai_worker.jobs import textlines
+
+        crops: list[np.ndarray] = []
+        owners: list[tuple[int, str]] = []  # (line, "box"/"circle" when the token is enclosed, else "")
+        first: dict[int, int] = {}  # where each line's first word ends
+        for i, line in enumerate(lines):
+            end = self._token_end(line, line.x0, SPACE_LINES)
+            if end is None or end - line.x0 > LABEL_MAX_LINES * self.line_h:
+                continue
+            inside = self._box_inside(line, end)
+            if inside is not None:
+                x0, y0, x1, y1, circle = inside
+                pad = max(2, round(0.15 * self.line_h))
+                crops.append(self.gray[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad])
+                owners.append((i, "circle" if circle else "box"))
+            first[i] = end
+            if end - line.x0 < PREFIX_MAX_LINES * self.line_h:
+                # A lone glyph ("문", "Q") may be a prefix: read on to the end of the next word.
+                further = self._token_end(line, end, SPACE_LINES)
+                if further is not None and further - line.x0 <= LABEL_MAX_LINES * self.line_h:
+                    end = further
+            crops.append(self._crop(line, line.x0, end))
+            owners.append((i, ""))
+        reads: list[_Read | None] = [None] * len(lines)
+        # A plain read that parses wins, except that the digits read inside a circle beat a circled glyph read
+        # whole (the recogniser confuses ⑪-⑳ with ①-⑩); the read inside a frame also counts when the plain one
+        # says nothing.
+        results = list(zip(owners, textlines.recognise(crops), strict=True))
+        plain: dict[int, str] = {}
+        for (i, frame), (text, confidence) in sorted(results, key=lambda r: r[0][1] != ""):
+            if confidence < MIN_READ_CONFIDENCE:
+                continue
+            read, before = parse_label(text, frame), reads[i]
+            if before is None or (frame == "circle" and read is not None and before.family == "circled"):
+                reads[i] = read or before
+            if not frame:
+                plain[i] = text
+        # A read that stops short of a label ("Q1" of "Q10.", "[1" of "[12]", "문" alone: a wide letter gap cut
+        # the word) is read again over a wider window from the line start.
+        again = [i for i, text in plain.items() if reads[i] is None and _INCOMPLETE.match(text.strip())]
+        wide = [
+            self._crop(lines[i], lines[i].x0, min(lines[i].x1, lines[i].x0 + round(WIDE_LABEL_LINES * self.line_h)))
+            for i in again
+        ]
+        for i, (text, confidence) in zip(again, textlines.recognise(wide), strict=True):
+            if confidence >= MIN_READ_CONFIDENCE:
+                reads[i] = parse_label(text)
+        # The recogniser may drop a Hangul glyph altogether ("문 3." read "3."): when the number is not the first
+        # word, the first word read alone is no digit, and it is the prefix.
+        bare = [
+            i
+            for i, r in enumerate(reads)
+            if r is not None
+            and r.family == "num"
+            and not r.hangul_prefix
+            and i in first
+            and (end := self._token_end(lines[i], first[i], SPACE_LINES)) is not None
+            and end > first[i]
+        ]
+        alone = textlines.recognise([self._crop(lines[i], lines[i].x0, first[i]) for i in bare])
+        for i, (text, _) in zip(bare, alone, strict=True):
+            read = reads[i]
+            if read is not None and not text.strip()[:1].isdigit():
+                reads[i] = replace(read, label=f"문 {read.label}", hangul_prefix=True)
+        return reads
+
+
+def _chain(cands: list[tuple[int, _Read]]) -> list[int]:
+    """The indices (into `cands`, in reading order) of the question numbers: one label family, increasing.
+
+    Within a family the chain maximises its length minus `SKIP_PENALTY` per skipped number; families compete on that
+    score less `REPEAT_PENALTY` per repeated number (choice markers ① ② ... restart with every question), a circled
+    chain counting `CIRCLED_WEIGHT`.
+    """
+    families: dict[str, list[int]] = {}
+    for k, (_, r) in enumerate(cands):
+        if r.kind == "start":
+            families.setdefault(r.family, []).append(k)
+    best: tuple[tuple[float, float], list[int]] = ((-math.inf, 0.0), [])  # ((weighted score, score), chain)
+    for family, members in families.items():
+        numbers = [cands[k][1].number for k in members]
+        score = [0.0] * len(members)
+        back = [-1] * len(members)
+        for i, k in enumerate(members):
+            score[i] = 1.0
+            for j in range(i):
+                step = cands[k][1].number - cands[members[j]][1].number
+                if step >= 1 and score[j] + 1.0 - SKIP_PENALTY * (step - 1) > score[i]:
+                    score[i], back[i] = score[j] + 1.0 - SKIP_PENALTY * (step - 1), j
+        end = int(np.argmax(score))
+        chain: list[int] = []
+        while end >= 0:
+            chain.append(members[end])
+            end = back[end]
+        weight = CIRCLED_WEIGHT if family == "circled" else 1.0
+        key = (max(score) * weight - REPEAT_PENALTY * (len(numbers) - len(set(numbers))), max(score))
+        if key > best[0]:
+            best = (key, chain[::-1])
+    return best[1]
+
+
+def _misread(read: int, expected: int) -> bool:
+    """Whether `read` is `expected` with one digit misread (7 read as 1, 8 as 3)."""
+    a, b = str(read), str(expected)
+    return len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1
+
+
+def _renumbered(read: _Read, number: int) -> _Read:
+    """`read` for a neighbouring question the recogniser missed: the same label style with `number`."""
+    if read.family == "circled":
+        label = next((c for c, n in CIRCLED.items() if n == number), str(number))
+    else:
+        label = read.label.replace(str(read.number), str(number), 1)
+    return replace(read, number=number, label=label)
+
+
+def _questions(reader: _Reader, columns: list[list[Block]], line_h: float, width: int, foot: float) -> list[Question]:
+    """Questions of one layout hypothesis (a list of columns of blocks), in reading order.
+
+    `foot`: the y (body pixels) where the page's foot begins, whose narrow centred lines are page numbers."""
     tol = MARGIN_TOL_LINES * line_h
-    questions: list[list[int]] = []
-    current: list[int] | None = None
-    prev: Block | None = None
-    for line in _lines(blocks):
-        starts = (
-            abs(line.x0 - margin) <= tol
-            and line.y1 - line.y0 >= line_h / 2  # not the thin end of a rule
-            and _numbered(mask, line, line_h)
-            and (prev is None or line.y0 - prev.y1 >= START_GAP_LINES * line_h or prev.x0 > margin + tol)
-        )
-        if starts:
-            current = [line.x0, line.y0, line.x1, line.y1]
-            questions.append(current)
-        elif current is None or line.y0 - current[3] > JOIN_GAP_LINES * line_h:
-            current = None  # an unnumbered line far from any question: header text, page number, stray mark
-        elif line.x0 < current[2]:
-            current[:] = [min(current[0], line.x0), current[1], max(current[2], line.x1), max(current[3], line.y1)]
-        # else: a mark right of everything in the question (dust, a margin note) is not part of it
-        prev = line
-    return [(q[0], q[1], q[2], q[3]) for q in questions]
+    column_lines = [_lines(blocks) for blocks in columns]
+    pending: list[tuple[int, int]] = []  # (column, line index) of lines that start at their column's margin
+    for c, lines in enumerate(column_lines):
+        a, b = _margin(columns[c], line_h)
+        pending += [
+            (c, i)
+            for i, line in enumerate(lines)
+            if abs(line.x0 - (a + b * (line.y0 + line.y1) / 2)) <= tol and line.y1 - line.y0 >= line_h / 2
+        ]
+    reads = reader.read([column_lines[c][i] for c, i in pending])
+    cands = [(p, r) for p, r in zip(pending, reads, strict=True) if r is not None]
+    chosen = [cands[k] for k in _chain([(k, r) for k, (_, r) in enumerate(cands)])]
+    starts = {p: r for p, r in chosen}
+    # A number the recogniser missed leaves a gap in the sequence: the unread margin lines in that gap that follow
+    # the widest blank gaps become the missing questions.
+    family = chosen[0][1].family if chosen else ""
+    position = {p: k for k, p in enumerate(pending)}
+    # Lines with no label read, with a label of another family, or with a label of the family whose number broke
+    # the sequence (the recogniser reads a small 7 as 1): candidates for the numbers the sequence misses.
+    unread = [p for p, r in zip(pending, reads, strict=True) if r is None or (r.kind == "start" and p not in starts)]
+    if chosen:
+        # After the last number read, labels of the family that broke the sequence by one misread digit continue it.
+        last, read = chosen[-1]
+        expected = read.number + 1
+        for p in unread:
+            r = reads[position[p]]
+            if position[p] > position[last] and r is not None and r.family == family and _misread(r.number, expected):
+                starts[p] = _renumbered(read, expected)
+                expected += 1
+
+    def gap_above(p: tuple[int, int]) -> float:
+        c, i = p
+        return math.inf if i == 0 else column_lines[c][i].y0 - column_lines[c][i - 1].y1
+
+    if len(chosen) >= 2 and chosen[0][1].number > 1:
+        # Before the first number read, only label-narrow unread lines may be the questions it follows.
+        first, read = chosen[0]
+        narrow = [
+            p
+            for p in unread
+            if position[p] < position[first]
+            and (end := reader.token_end(column_lines[p[0]][p[1]])) is not None
+            and end - column_lines[p[0]][p[1]].x0 <= NARROW_LABEL_LINES * line_h
+        ]
+        for n, p in zip(range(read.number - 1, 0, -1), narrow[::-1], strict=False):
+            starts[p] = _renumbered(read, n)
+    for (pa, ra), (pb, rb) in itertools.pairwise(chosen):
+        missing = rb.number - ra.number - 1
+        between = [
+            p for p in unread if position[pa] < position[p] < position[pb] and gap_above(p) >= START_GAP_LINES * line_h
+        ]
+        if missing <= 0 or not between:
+            continue
+        picked = sorted(sorted(between, key=gap_above, reverse=True)[:missing], key=position.__getitem__)
+        for n, p in enumerate(picked, start=ra.number + 1):
+            starts[p] = _renumbered(ra, n)
+    headings = {p for p, r in cands if r.kind == "heading"}
+    hangul = sum(r.hangul_prefix for _, r in chosen) * 2 > len(chosen)
+    found: list[Question] = []
+    for c, lines in enumerate(column_lines):
+        current: list[int] | None = None
+        for i, line in enumerate(lines):
+            if (
+                line.y0 >= foot
+                and line.x1 - line.x0 < FOLIO_WIDTH * width
+                and abs(line.x0 + line.x1 - width) < FOLIO_WIDTH * width
+            ):
+                continue  # a page number: narrow, centred, at the foot of the page
+            start = starts.get((c, i))
+            if start is not None:
+                read = start
+                label = read.label
+                if read.family == "num" and hangul and not read.hangul_prefix:
+                    label = f"문 {label}"  # one page, one label style: the majority's
+                elif read.family == "num" and not hangul and read.hangul_prefix:
+                    label = label.removeprefix("문 ")
+                current = [line.x0, line.y0, line.x1, line.y1]
+                found.append(Question((0, 0, 0, 0), read.number, label, c))
+            elif (c, i) in headings or current is None or line.y0 - current[3] > JOIN_GAP_LINES * line_h:
+                current = None  # a section heading, text above the first question, a page number far below
+                continue
+            else:
+                current[:] = [min(current[0], line.x0), current[1], max(current[2], line.x1), max(current[3], line.y1)]
+            found[-1] = replace(found[-1], box=(current[0], current[1], current[2], current[3]))
+    return found

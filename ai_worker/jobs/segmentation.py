@@ -24,24 +24,33 @@ MAX_FIRST_NUMBER = 100_000
 
 def handle(ctx: JobContext) -> dict[str, Any]:
     vision = ctx.settings.vision
-    number = int_field(ctx.payload, "first_number", 1, 0, MAX_FIRST_NUMBER)
+    index = int_field(ctx.payload, "first_number", 1, 0, MAX_FIRST_NUMBER)
     model = vision.segmentation_onnx_model
     questions: list[dict[str, Any]] = []
     pages: list[dict[str, Any]] = []
     for page in load_pages(ctx.read_input(), ctx.payload, vision):
+        reason: str | None = None
         if model:
             columns = layout_onnx.detect(page.gray, model, vision.segmentation_onnx_min_score)
-            found = [{"bbox": list(d.box), "score": round(d.score, 4)} for column in columns for d in column]
+            found: list[dict[str, Any]] = [
+                {"number": None, "label": None, "bbox": list(d.box), "column": c, "score": round(d.score, 4)}
+                for c, column in enumerate(columns)
+                for d in column
+            ]
             column_count = len(columns)
             skew: float | None = None  # the detector sees the page as given
         else:
             analysed = layout.analyse(page.gray)
-            found = [{"bbox": list(box)} for box in analysed.questions]
+            found = [
+                {"number": q.number, "label": q.label, "bbox": list(q.box), "column": q.column}
+                for q in analysed.questions
+            ]
             column_count = analysed.columns
             skew = analysed.skew_deg
+            reason = analysed.reason
         for question in found:
-            questions.append({"number": number, **question, "page_index": page.index})
-            number += 1
+            questions.append({**question, "page_index": page.index, "index": index})
+            index += 1
         width, height = page.size
         pages.append(
             {
@@ -52,11 +61,14 @@ def handle(ctx: JobContext) -> dict[str, Any]:
                 "columns": column_count,
                 "skew_deg": skew,
                 "questions": len(found),
+                **({"reason": reason} if reason else {}),
             }
         )
         ctx.log.info("page %d: %d questions in %d column(s)", page.index, len(found), column_count)
+    reasons = [p["reason"] for p in pages if "reason" in p]
     return {
-        "method": "onnx" if model else "opencv",
+        "method": "onnx" if model else "opencv+ppocr",
+        **({"reason": reasons[0]} if reasons and not questions else {}),
         "columns": max(p["columns"] for p in pages),
         "questions": questions,
         "pages": pages,

@@ -220,3 +220,94 @@ def iou(a: tuple[int, int, int, int] | list[int], b: tuple[int, int, int, int] |
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union else 0.0
+
+
+@dataclass(frozen=True)
+class VariedPage(ExamPage):
+    numbers: list[int]
+    labels: list[str]
+
+
+VARIED_STYLES = ("dot", "paren", "q", "bracket", "boxed", "circled")
+
+
+def _draw_label(page: np.ndarray, pen: Pen, style: str, number: int, x: int, y: int) -> tuple[str, int]:
+    """Draw a question label in `style` at (x, y): (the label as printed, its width)."""
+    if style in ("boxed", "circled"):
+        text = str(number)
+        w, pad = pen.width(text), max(3, pen.height // 6)
+        if style == "boxed":
+            cv2.rectangle(page, (x, y - pad), (x + w + 2 * pad, y + pen.height - pad), 0, 1)
+        else:
+            r = max(w, pen.height) // 2 + pad
+            cv2.circle(page, (x + r, y + pen.height // 2 - 1), r, 0, 1, cv2.LINE_AA)
+            pad = r - w // 2
+        pen.draw(page, text, x + pad, y)
+        label = text if style == "boxed" else "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"[number - 1]
+        return label, w + 2 * pad
+    text = {"dot": f"{number}.", "paren": f"{number})", "q": f"Q{number}.", "bracket": f"[{number}]"}[style]
+    pen.draw(page, text, x, y)
+    return text, pen.width(text)
+
+
+def render_varied_page(seed: int) -> VariedPage:
+    """A tuning page with the harder layouts: label styles, flush text, section headings, no header, bilevel scans.
+
+    Drawn with this module's pens (Hershey and PIL's bundled font); numbering may start past 1.
+    """
+    rng = random.Random(seed + 7_000_000)
+    pen = Pen(rng)
+    style = rng.choice(VARIED_STYLES)
+    flush = rng.random() < 0.5
+    header = rng.random() < 0.5
+    two = rng.random() < 0.5
+    gutter = rng.randint(50, 80)
+    mid = PAGE_W // 2
+    columns = (
+        [(MARGIN, mid - gutter // 2), (mid + gutter // 2, PAGE_W - MARGIN)] if two else [(MARGIN, PAGE_W - MARGIN)]
+    )
+    page = np.full((PAGE_H, PAGE_W), 255, np.uint8)
+    top = BODY_TOP if header else 70
+    if header:
+        _header(rng, page, pen)
+    number = rng.choice((1, 1, rng.randint(2, 9)))
+    boxes, numbers, labels = [], [], []
+    for x0, x1 in columns:
+        y = top
+        while True:
+            if rng.random() < 0.2 and y + 3 * pen.height < BODY_BOTTOM:
+                pen.draw(page, f"[{number}-{number + 2}] Answer the questions below.", x0, y)
+                y += 2 * pen.height
+            if style == "circled" and number > 20:
+                break
+            parts = _question_parts(rng, pen, x1 - x0 - 60)
+            pitch = [h + rng.randint(int(0.35 * pen.height), int(0.7 * pen.height)) for _, h in parts]
+            if y + pen.height + sum(pitch) > BODY_BOTTOM:
+                break
+            clean = page.copy()
+            label, width = _draw_label(page, pen, style, number, x0, y)
+            indent = width + (pen.width(" ") if flush else rng.randint(int(0.5 * pen.height), pen.height))
+            pen.draw(page, _words(rng, pen, x1 - x0 - indent), x0 + indent, y)
+            yy = y + pen.height + rng.randint(int(0.35 * pen.height), int(0.7 * pen.height))
+            body = x0 if flush else x0 + indent
+            for (kind, h), p in zip(parts, pitch, strict=True):
+                _draw_part(rng, page, pen, kind, body, yy, x1 - body, h)
+                yy += p
+            ys, xs = np.nonzero(clean != page)
+            boxes.append((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
+            numbers.append(number)
+            labels.append(label)
+            number += 1
+            y = yy + rng.randint(int(1.0 * pen.height), int(2.5 * pen.height))
+    label = f"- {rng.randint(1, 4)} -"
+    pen.draw(page, label, (PAGE_W - pen.width(label)) // 2, PAGE_H - 50)
+    if rng.random() < 0.4:
+        page, boxes = _skew(page, boxes, rng.uniform(-MAX_SKEW_DEG, MAX_SKEW_DEG))
+    if rng.random() < 0.3:
+        noisy = cv2.GaussianBlur(page, (0, 0), 0.7).astype(np.float32) + np.random.default_rng(seed).normal(
+            0, 20, page.shape
+        ).astype(np.float32)
+        image = np.where(noisy < 140, 0, 255).astype(np.uint8)
+    else:
+        image = _scan(rng, page)
+    return VariedPage(image, boxes, 2 if two else 1, numbers, labels)

@@ -91,7 +91,8 @@ def test_detections_are_decoded_filtered_and_ordered(tmp_path: Path, size: int |
     got = [(q["bbox"], q["score"]) for q in result["questions"]]
     assert [b for b, _ in got] == [b for b, _ in EXPECTED]
     assert [s for _, s in got] == pytest.approx([s for _, s in EXPECTED], abs=1e-4)
-    assert [q["number"] for q in result["questions"]] == [1, 2, 3, 4]
+    assert [q["index"] for q in result["questions"]] == [1, 2, 3, 4]
+    assert all(q["number"] is None for q in result["questions"])  # a detector locates, it does not read
 
 
 def test_decode_suppresses_overlaps_keeping_the_best() -> None:
