@@ -38,6 +38,7 @@ from ai_worker.jobs.pages import int_field, load_pages
 SPECK_AREA = 5  # pixels: dust and noise below this are never ink
 RULE_MIN_TEXT = 8  # a straight run longer than 8 text heights ...
 RULE_MIN_SHARE = 0.2  # ... and than 20 % of the region's side is a rule (box border, underline), not writing
+RULE_MAX_SHARE = 0.3  # a straight run over 30 % of the side is a rule whatever the text height
 SOLID_MIN_TEXT = 1.4  # ink this thick (1.4 text heights; >= SOLID_MIN_PX) is a filled mark, not a pen stroke:
 SOLID_MIN_PX = 5  # written loops closed up by a thick pen reach 0.8 text heights, a filled bubble 2
 CIRCLE_MIN_TEXT = 0.8  # rings at least 0.8 text heights across can be told round (smaller: dots, small letters)
@@ -77,13 +78,18 @@ UPRIGHT_MIN_SHARE = 0.45  # a line with 45 % of its edge strength upright is typ
 UPRIGHT_MIN_ALIGNED = 0.45  # ... when its bottom and top contours are also somewhat straight (print 5th pct 0.74)
 UPRIGHT_MAX_SIZE = 5.0  # ... and its letters at most 5 text heights tall (titles; large writing is not upright)
 UPRIGHT_ANY_SHARE = 0.52  # 52 % upright: type whatever its contours (generated handwriting: at most ~0.45)
-PEN_MIN_CHROMA = 40  # a line whose ink has a median chroma (max - min channel) of 40 is coloured pen, not print
+PEN_MIN_HUE = 0.2  # ink whose channels pass the paper's light in shares 0.2 apart (max - min) is coloured pen
+FAINT_COLOUR_CHROMA = 30  # coloured ink (chroma >= 30) ...
+FAINT_COLOUR_CONTRAST = 90  # ... less than 90 grey levels darker than the paper is a printed tint, not pen
 HIGHLIGHT_MIN_CONTRAST = 30  # ink darkens the brightest channel by >= 30 grey levels; a highlighter by ~0
 STAMP_MIN_CHROMA = 40  # red seal: chroma >= 40 and red above green and blue by as much
 STAMP_MIN_SIDE = 0.04  # a seal is at least 4 % of the page's longer side across ...
 STAMP_MAX_ASPECT = 1.4  # ... square within 40 % ...
 STAMP_MIN_FILL = 0.5  # ... and its outline with what it encloses fills half its box
-NOISE_SMOOTH = 10.0  # noise above 10 grey levels (sigma) is smoothed before the ink is found
+NOISE_SMOOTH = 10.0  # noise above 10 grey levels (sigma) is smoothed before the ink is found: a 3x3 median ...
+NOISE_BLUR_PER_SIGMA = 12.0  # ... and a Gaussian blur of sigma noise / 12 px ...
+NOISE_MAX_BLUR = 2.0  # ... at most 2 px
+NOISY_SPECK_FACTOR = 3  # specks up to 3x SPECK_AREA are noise on such a page
 PAGE_SHRINK = 8  # the page test runs on a copy 8 times smaller ...
 PAGE_MIN_SMALL_PX = 64  # ... or less, to keep 64 px on the short side
 PAGE_FLAT_STD = 10.0  # shrunk pixels whose 5x5 neighbourhood varies less than this are flat
@@ -92,6 +98,9 @@ PAGE_MIN_TONE = 90  # ... and not dark
 PAGE_MAX_CHROMA = 45  # ... and not strongly coloured (tinted paper passes; a blue sky, skin, wood do not)
 PAGE_MIN_PAPER = 0.25  # an image is a page when a quarter of it is paper
 ORIENTATION_BINS = 18  # 10-degree bins over [0, 180)
+SMALL_TEXT_PX = 7  # letters at most 7 px tall (a 60-90 dpi scan) are measured at twice the size, ...
+SMALL_IMAGE_PX = 1400  # ... in an image under 1400 px on its longer side
+MAX_UPSCALES = 1  # ... once
 MIN_REGION_PX = 16  # a payload.bbox must leave at least 16x16 px to measure
 
 
@@ -117,7 +126,7 @@ class Measure:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
-def measure(gray: np.ndarray, *, color: np.ndarray | None = None) -> Measure:
+def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int = 0) -> Measure:
     """Measure the handwriting in a grayscale page or region; `color`, the same region in BGR, adds the colour cues
     (chromatic pen ink is writing, highlighter swipes and red stamps are not)."""
     region_area = float(gray.shape[0] * gray.shape[1])
@@ -128,9 +137,10 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None) -> Measure:
     noise = _noise_level(gray)
     if noise > NOISE_SMOOTH:
         # Heavy scan noise: a median removes salt and pepper, a blur the grain, so noise stays below the ink floor.
-        gray = cv2.GaussianBlur(cv2.medianBlur(gray, 3), (0, 0), 0.8)
+        blur = min(NOISE_MAX_BLUR, noise / NOISE_BLUR_PER_SIGMA)
+        gray = cv2.GaussianBlur(cv2.medianBlur(gray, 3), (0, 0), blur)
         if color is not None:
-            color = cv2.GaussianBlur(cv2.medianBlur(color, 3), (0, 0), 0.8)
+            color = cv2.GaussianBlur(cv2.medianBlur(color, 3), (0, 0), blur)
     ink = ink_mask(gray)
     stamps = 0
     chroma = None
@@ -139,8 +149,18 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None) -> Measure:
         # print darken every channel. Only ink that darkens the brightest channel too counts.
         ink &= ink_mask(np.max(color, axis=2), HIGHLIGHT_MIN_CONTRAST)
         chroma = (np.max(color, axis=2).astype(np.int16) - np.min(color, axis=2)).astype(np.uint8)
+        # Faint coloured lines (graph paper, printed grid boxes, the edges of a swipe) are not pen ink: coloured ink
+        # that is not also `FAINT_COLOUR_CONTRAST` darker than the paper is dropped. Grey pencil is not coloured.
+        ink[(chroma >= FAINT_COLOUR_CHROMA) & (ink_mask(gray, FAINT_COLOUR_CONTRAST) == 0)] = 0
         stamps = _remove_stamps(ink, color, chroma)
-    ink = remove_specks(ink, SPECK_AREA)
+    ink = remove_specks(ink, SPECK_AREA * (NOISY_SPECK_FACTOR if noise > NOISE_SMOOTH else 1))
+    if _upscaled < MAX_UPSCALES and max(gray.shape) < SMALL_IMAGE_PX and _text_height(ink) <= SMALL_TEXT_PX:
+        # A low-resolution scan: letters a few pixels tall lose the shapes told apart below; measure it at twice the
+        # size (the shares returned are of the region area, the same at any scale).
+        def bigger(image: np.ndarray) -> np.ndarray:
+            return cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+
+        return measure(bigger(gray), color=None if color is None else bigger(color), _upscaled=_upscaled + 1)
     text_h = _text_height(ink)
     _remove_rules(ink, text_h)
     _remove_drawings(ink, text_h)
@@ -176,7 +196,7 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None) -> Measure:
     gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
     for line, bottom, top in zip(lines, on_baseline, on_topline, strict=True):
         relative_size = line.size / print_size if print_size else math.inf
-        inked = chroma is not None and _is_chromatic(line, chroma)
+        inked = color is not None and _is_chromatic(line, color, gray)
         upright = _upright_share(line, gx, gy, slope)
         if not inked and (
             _is_printed(bottom, top, relative_size, len(line.xs) / text_h)
@@ -293,11 +313,24 @@ def _remove_stamps(ink: np.ndarray, color: np.ndarray, chroma: np.ndarray) -> in
     return found
 
 
-def _is_chromatic(line: _Line, chroma: np.ndarray) -> bool:
-    """Whether a line is written in coloured ink (blue, red, green pen): print is black or grey."""
+def _is_chromatic(line: _Line, color: np.ndarray, gray: np.ndarray) -> bool:
+    """Whether a line is written in coloured ink (blue, red, green pen): print is black or grey.
+
+    The ink's colour is its darkest quarter of pixels divided, channel by channel, by the paper around it: print
+    under a highlighter or on tinted paper divides out grey, pen ink keeps its hue on any background.
+    """
     h, w = line.own.shape
-    values = chroma[line.y : line.y + h, line.x : line.x + w][line.own]
-    return bool(values.size) and float(np.median(values)) >= PEN_MIN_CHROMA
+    own = line.own
+    box = color[line.y : line.y + h, line.x : line.x + w].astype(np.float32)
+    tones = gray[line.y : line.y + h, line.x : line.x + w]
+    around = ~cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    if not own.any() or not around.any():
+        return False
+    core = own & (tones <= np.percentile(tones[own], 25))
+    ink = np.median(box[core], axis=0)
+    paper = np.maximum(np.median(box[around], axis=0), 1.0)
+    ratio = ink / paper
+    return float(ratio.max() - ratio.min()) >= PEN_MIN_HUE
 
 
 def _upright_share(line: _Line, gx: np.ndarray, gy: np.ndarray, slope: float) -> float:
@@ -347,8 +380,9 @@ def _median_height(stats: np.ndarray) -> float:
 def _remove_rules(ink: np.ndarray, text_h: float) -> None:
     """Erase long straight horizontal and vertical runs (rules, box borders) in place."""
     height, width = ink.shape
-    across = max(round(RULE_MIN_TEXT * text_h), round(RULE_MIN_SHARE * width))
-    down = max(round(RULE_MIN_TEXT * text_h), round(RULE_MIN_SHARE * height))
+    # At most RULE_MAX_SHARE of the side: on a page of grid lines alone the "text height" is the grid's.
+    across = min(max(round(RULE_MIN_TEXT * text_h), round(RULE_MIN_SHARE * width)), round(RULE_MAX_SHARE * width))
+    down = min(max(round(RULE_MIN_TEXT * text_h), round(RULE_MIN_SHARE * height)), round(RULE_MAX_SHARE * height))
     rules = cv2.bitwise_or(
         cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (across, 1))),
         cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, down))),
