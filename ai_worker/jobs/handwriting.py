@@ -1,20 +1,27 @@
 """handwriting_analysis: how much is handwritten on a page or region, and what it looks like.
 
-Guarantees: printed text is told from writing by its geometry, not its colour: a printed line's letters sit on one
-straight baseline under one straight x-height or cap line, all lines at the page's one skew, so most of its bottom
-and top contours lie on straight lines of that slope; a handwritten line's do not. What is drawn or filled rather
-than written is removed before anything is measured: straight rules and boxes at any skew, figure polylines, circles
-(answer bubbles), solid marks (filled bubbles, fiducials) and dust. A page with only print, drawings and filled
-bubbles reports no writing. Paper texture, tint and uneven light stay below the ink-contrast floor
-(`imaging.ink_mask`). Every length is relative to the measured text height, so any resolution works, from a 300-dpi
-scan down to a 480-px video frame. Cost: six connected-component passes and one contour pass per large mark,
-0.1-0.2 s for an A4 page at 150 dpi on one core.
+Conventions (docs/jobs/handwriting_analysis.md): printed text in any script is never handwriting; ticks, circled
+choices and one-word answers are; stamps, highlighter swipes, rules, grids, drawings and bubbles are not, and none of
+them hides writing that is there. A photograph that is not a page reports `is_page: false` and no writing.
+
+How print is told from writing, without one script's glyph shapes: a printed line's letters sit on one straight
+baseline and cap line at the page's skew (most of its bottom and top contours lie on straight lines of that slope),
+or its strokes are upright: type (Hangul, Latin, digits) is built on horizontal and vertical strokes, so at least
+45-52 % of a printed line's edge strength lies within 8 degrees of the page's axes, where handwriting slants and
+curves. With colour input, a line whose ink keeps a hue against the paper under it is pen (print is black or grey);
+highlighters (translucent colour that leaves the brightest channel as bright as the paper), faint coloured grids and
+red seals are dropped first. What is drawn or filled rather than written is removed before anything is measured:
+straight rules and boxes, figure polylines, circles (answer bubbles), solid marks and dust. Heavy scan noise is
+estimated and smoothed, low-resolution scans are measured at twice the size. Every length is relative to the
+measured text height, so any resolution works, from a 300-dpi scan down to a 480-px video frame.
 
 Scores (all in [0, 1]):
 - `writing_area` = area within half a text height of handwritten ink / region area.
-- `writing_score` = 1 - exp(-writing_area / WRITING_AREA_SCALE): 0 for nothing written, 0.63 when handwriting boxes
-  cover 8 % of the region, 0.95 at 24 %; it rises strictly with the amount written.
-- `writing_present` = writing_area >= PRESENCE_MIN_AREA (0.3 % of the region: about two written words on A4).
+- `writing_present`: writing covers `PRESENCE_MIN_AREA` (0.3 %) of the region, or one clearly written mark (neither
+  upright nor aligned, or in coloured ink) covers `CLEAR_MIN_AREA` (0.02 %: a tick on A4).
+- `writing_score` = 0 when no writing is present, else 1 - exp(-writing_area / WRITING_AREA_SCALE): 0.63 when
+  handwriting covers 8 % of the region, 0.95 at 24 %; adding marks only adds handwritten ink, so it rises with the
+  amount written.
 - `calculation_score` = writing_score x the share of handwritten ink in digit-like marks: connected strokes no wider
   than `DIGIT_MAX_ASPECT` times their height (digits, operators), as opposed to joined-up words.
 
