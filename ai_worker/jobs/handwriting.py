@@ -95,7 +95,10 @@ STAMP_MAX_ASPECT = 1.4  # ... square within 40 % ...
 STAMP_MIN_FILL = 0.5  # ... and its outline with what it encloses fills half its box
 NOISE_SMOOTH = 10.0  # noise above 10 grey levels (sigma) is smoothed before the ink is found: a 3x3 median ...
 NOISE_BLUR_PER_SIGMA = 12.0  # ... and a Gaussian blur of sigma noise / 12 px ...
-NOISE_MAX_BLUR = 2.0  # ... at most 2 px
+NOISE_MAX_BLUR = 2.0  # ... at most 2 px ...
+NOISE_MIN_BLUR = 1.0  # ... and at least 1 px
+NOISY_SPECKS_PER_MP = 500  # a page with over 500 ink specks (<= 12 px) per megapixel is noisy (clean pages: < 20)
+NOISY_SPECK_PX = 12
 NOISY_SPECK_FACTOR = 3  # specks up to 3x SPECK_AREA are noise on such a page
 PAGE_SHRINK = 8  # the page test runs on a copy 8 times smaller ...
 PAGE_MIN_SMALL_PX = 64  # ... or less, to keep 64 px on the short side
@@ -142,13 +145,16 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
     if not _looks_like_page(gray, color):
         return _nothing(gray, is_page=False)
     noise = _noise_level(gray)
-    if noise > NOISE_SMOOTH:
-        # Heavy scan noise: a median removes salt and pepper, a blur the grain, so noise stays below the ink floor.
-        blur = min(NOISE_MAX_BLUR, noise / NOISE_BLUR_PER_SIGMA)
+    ink = ink_mask(gray)
+    noisy = noise > NOISE_SMOOTH or _speck_density(ink) > NOISY_SPECKS_PER_MP
+    if noisy:
+        # Heavy scan noise (or salt and pepper that JPEG has blurred past the estimator): a 3x3 median removes the
+        # salt and pepper and keeps 2-px strokes, a small blur the grain, so noise stays below the ink floor.
+        blur = min(NOISE_MAX_BLUR, max(NOISE_MIN_BLUR, noise / NOISE_BLUR_PER_SIGMA))
         gray = cv2.GaussianBlur(cv2.medianBlur(gray, 3), (0, 0), blur)
         if color is not None:
             color = cv2.GaussianBlur(cv2.medianBlur(color, 3), (0, 0), blur)
-    ink = ink_mask(gray)
+        ink = ink_mask(gray)
     stamps = 0
     chroma = None
     if color is not None:
@@ -160,7 +166,7 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
         # that is not also `FAINT_COLOUR_CONTRAST` darker than the paper is dropped. Grey pencil is not coloured.
         ink[(chroma >= FAINT_COLOUR_CHROMA) & (ink_mask(gray, FAINT_COLOUR_CONTRAST) == 0)] = 0
         stamps = _remove_stamps(ink, color, chroma)
-    ink = remove_specks(ink, SPECK_AREA * (NOISY_SPECK_FACTOR if noise > NOISE_SMOOTH else 1))
+    ink = remove_specks(ink, SPECK_AREA * (NOISY_SPECK_FACTOR if noisy else 1))
     if _upscaled < MAX_UPSCALES and max(gray.shape) < SMALL_IMAGE_PX and _text_height(ink) <= SMALL_TEXT_PX:
         # A low-resolution scan: letters a few pixels tall lose the shapes told apart below; measure it at twice the
         # size (the shares returned are of the region area, the same at any scale).
@@ -287,6 +293,12 @@ def _noise_level(gray: np.ndarray) -> float:
     mask = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
     response = np.abs(cv2.filter2D(crop, -1, mask)[1:-1, 1:-1])
     return float(np.median(response)) / (0.6745 * 6)  # the mask's response to noise sigma has std 6 sigma
+
+
+def _speck_density(ink: np.ndarray) -> float:
+    """Ink marks of at most `NOISY_SPECK_PX` pixels per megapixel."""
+    _, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    return float((stats[1:, cv2.CC_STAT_AREA] <= NOISY_SPECK_PX).sum()) / (ink.size / 1e6)
 
 
 def _remove_stamps(ink: np.ndarray, color: np.ndarray, chroma: np.ndarray) -> int:
