@@ -6,8 +6,8 @@ them hides writing that is there. A photograph that is not a page reports `is_pa
 
 How print is told from writing, without one script's glyph shapes: a printed line's letters sit on one straight
 baseline and cap line at the page's skew (most of its bottom and top contours lie on straight lines of that slope),
-or its strokes are upright: type (Hangul, Latin, digits) is built on horizontal and vertical strokes, so at least
-45-52 % of a printed line's edge strength lies within 8 degrees of the page's axes, where handwriting slants and
+or its strokes are upright: type (Hangul, Latin, digits) is built on horizontal and vertical strokes, so 40-46 % or
+more of a printed line's edge strength lies within 8 degrees of the page's axes, where handwriting slants and
 curves. With colour input, a line whose ink keeps a hue against the paper under it is pen (print is black or grey);
 highlighters (translucent colour that leaves the brightest channel as bright as the paper), faint coloured grids and
 red seals are dropped first. What is drawn or filled rather than written is removed before anything is measured:
@@ -59,7 +59,7 @@ POLYGON_EDGE_TEXT = 2.0  # ... after which a drawing keeps >= 2 text heights of 
 POLYGON_FEW_VERTICES = 20  # ... or, with at most 20 vertices (a figure's polyline of 6 segments: ~16), ...
 POLYGON_FEW_EDGE_TEXT = 1.2  # ... >= 1.2 text heights; sharp-cornered writing reaches 1.3-1.6 with 28-60 vertices
 WORD_JOIN_TEXT = 1.5  # marks closer than 1.5 text heights join one line
-LINE_JOIN_DOWN_TEXT = 0.4  # and gaps up to 0.4 text heights down: the stacked parts of a Hangul syllable, i and j dots
+LINE_JOIN_DOWN_TEXT = 0.0  # no vertical joining: stacked written lines stay apart
 BASELINE_TOL_TEXT = 0.1  # a contour column within 0.1 text heights (>= 1 px) of a straight line is on it
 SKEW_MIN_TEXT = 10  # lines at least 10 text heights long measure the page's skew
 # Shares of a line's bottom and top contours on straight lines of the page's slope (generated pages, lines >= 10
@@ -80,11 +80,11 @@ CLEAR_MAX_ALIGNED = 0.65  # ... and less aligned (print: >= 1.1 or >= 0.85 with 
 CLEAR_MIN_AREA = 0.0002  # and one such mark covering 0.02 % of the region (a tick on A4) is writing present
 DIGIT_MAX_ASPECT = 1.5  # a connected stroke at most 1.5x as wide as tall is a digit or operator, not a joined word
 UPRIGHT_TOLERANCE_DEG = 8  # edges within 8 degrees of the page's axes are upright
-UPRIGHT_MIN_SHARE = 0.45  # a line with 45 % of its edge strength upright is type (generated: Korean print 5th
+UPRIGHT_MIN_SHARE = 0.4  # a line with 40 % of its edge strength upright is type (generated: Korean print 5th
 # percentile 0.50, handwriting 95th percentile 0.40; Latin print is told by its baseline instead)
-UPRIGHT_MIN_ALIGNED = 0.45  # ... when its bottom and top contours are also somewhat straight (print 5th pct 0.74)
+UPRIGHT_MIN_ALIGNED = 0.6  # ... when its bottom and top contours are also fairly straight (print 5th pct 0.74)
 UPRIGHT_MAX_SIZE = 5.0  # ... and its letters at most 5 text heights tall (titles; large writing is not upright)
-UPRIGHT_ANY_SHARE = 0.52  # 52 % upright: type whatever its contours (generated handwriting: at most ~0.45)
+UPRIGHT_ANY_SHARE = 0.46  # 46 % upright: type whatever its contours (generated handwriting: 95th percentile 0.40)
 PEN_MIN_HUE = 0.2  # ink whose channels pass the paper's light in shares 0.2 apart (max - min) is coloured pen
 FAINT_COLOUR_CHROMA = 30  # coloured ink (chroma >= 30) ...
 FAINT_COLOUR_CONTRAST = 90  # ... less than 90 grey levels darker than the paper is a printed tint, not pen

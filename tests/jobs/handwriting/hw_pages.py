@@ -189,6 +189,11 @@ KOREAN_FONTS = (  # Un and Baekmuk fonts (fonts-unfonts-core, fonts-baekmuk); th
     "/usr/share/fonts/truetype/unfonts-core/UnDotum.ttf",
     "/usr/share/fonts/truetype/baekmuk/gulim.ttf",
     "/usr/share/fonts/truetype/baekmuk/batang.ttf",
+    "/usr/share/fonts/truetype/unfonts-core/UnDinaru.ttf",
+    "/usr/share/fonts/truetype/unfonts-core/UnGraphic.ttf",
+    "/usr/share/fonts/truetype/unfonts-core/UnBatangBold.ttf",
+    "/usr/share/fonts/truetype/unfonts-core/UnDotumBold.ttf",
+    "/usr/share/fonts/truetype/baekmuk/dotum.ttf",
 )
 SYLLABLES = (
     "가각간갈감강개거건것게겨결경계고곡공과관광교구국군권귀규그근글금기길김나남내너년노누는니다단달당대도동두들등라"
