@@ -1,20 +1,27 @@
 """handwriting_analysis: how much is handwritten on a page or region, and what it looks like.
 
-Guarantees: printed text is told from writing by its geometry, not its colour: a printed line's letters sit on one
-straight baseline under one straight x-height or cap line, all lines at the page's one skew, so most of its bottom
-and top contours lie on straight lines of that slope; a handwritten line's do not. What is drawn or filled rather
-than written is removed before anything is measured: straight rules and boxes at any skew, figure polylines, circles
-(answer bubbles), solid marks (filled bubbles, fiducials) and dust. A page with only print, drawings and filled
-bubbles reports no writing. Paper texture, tint and uneven light stay below the ink-contrast floor
-(`imaging.ink_mask`). Every length is relative to the measured text height, so any resolution works, from a 300-dpi
-scan down to a 480-px video frame. Cost: six connected-component passes and one contour pass per large mark,
-0.1-0.2 s for an A4 page at 150 dpi on one core.
+Conventions (docs/jobs/handwriting_analysis.md): printed text in any script is never handwriting; ticks, circled
+choices and one-word answers are; stamps, highlighter swipes, rules, grids, drawings and bubbles are not, and none of
+them hides writing that is there. A photograph that is not a page reports `is_page: false` and no writing.
+
+How print is told from writing, without one script's glyph shapes: a printed line's letters sit on one straight
+baseline and cap line at the page's skew (most of its bottom and top contours lie on straight lines of that slope),
+or its strokes are upright: type (Hangul, Latin, digits) is built on horizontal and vertical strokes, so 40-46 % or
+more of a printed line's edge strength lies within 8 degrees of the page's axes, where handwriting slants and
+curves. With colour input, a line whose ink keeps a hue against the paper under it is pen (print is black or grey);
+highlighters (translucent colour that leaves the brightest channel as bright as the paper), faint coloured grids and
+red seals are dropped first. What is drawn or filled rather than written is removed before anything is measured:
+straight rules and boxes, figure polylines, circles (answer bubbles), solid marks and dust. Heavy scan noise is
+estimated and smoothed, low-resolution scans are measured at twice the size. Every length is relative to the
+measured text height, so any resolution works, from a 300-dpi scan down to a 480-px video frame.
 
 Scores (all in [0, 1]):
 - `writing_area` = area within half a text height of handwritten ink / region area.
-- `writing_score` = 1 - exp(-writing_area / WRITING_AREA_SCALE): 0 for nothing written, 0.63 when handwriting boxes
-  cover 8 % of the region, 0.95 at 24 %; it rises strictly with the amount written.
-- `writing_present` = writing_area >= PRESENCE_MIN_AREA (0.3 % of the region: about two written words on A4).
+- `writing_present`: writing covers `PRESENCE_MIN_AREA` (0.3 %) of the region, or one clearly written mark (neither
+  upright nor aligned, or in coloured ink) covers `CLEAR_MIN_AREA` (0.02 %: a tick on A4).
+- `writing_score` = 0 when no writing is present, else 1 - exp(-writing_area / WRITING_AREA_SCALE): 0.63 when
+  handwriting covers 8 % of the region, 0.95 at 24 %; adding marks only adds handwritten ink, so it rises with the
+  amount written.
 - `calculation_score` = writing_score x the share of handwritten ink in digit-like marks: connected strokes no wider
   than `DIGIT_MAX_ASPECT` times their height (digits, operators), as opposed to joined-up words.
 
@@ -32,12 +39,13 @@ import numpy as np
 
 from ai_worker.errors import INVALID_INPUT, PermanentError
 from ai_worker.jobs.context import JobContext
-from ai_worker.jobs.imaging import ink_mask, join_marks, remove_specks
+from ai_worker.jobs.imaging import decode_image, ink_mask, is_pdf, join_marks, remove_specks
 from ai_worker.jobs.pages import int_field, load_pages
 
 SPECK_AREA = 5  # pixels: dust and noise below this are never ink
 RULE_MIN_TEXT = 8  # a straight run longer than 8 text heights ...
 RULE_MIN_SHARE = 0.2  # ... and than 20 % of the region's side is a rule (box border, underline), not writing
+RULE_MAX_SHARE = 0.3  # a straight run over 30 % of the side is a rule whatever the text height
 SOLID_MIN_TEXT = 1.4  # ink this thick (1.4 text heights; >= SOLID_MIN_PX) is a filled mark, not a pen stroke:
 SOLID_MIN_PX = 5  # written loops closed up by a thick pen reach 0.8 text heights, a filled bubble 2
 CIRCLE_MIN_TEXT = 0.8  # rings at least 0.8 text heights across can be told round (smaller: dots, small letters)
@@ -51,6 +59,7 @@ POLYGON_EDGE_TEXT = 2.0  # ... after which a drawing keeps >= 2 text heights of 
 POLYGON_FEW_VERTICES = 20  # ... or, with at most 20 vertices (a figure's polyline of 6 segments: ~16), ...
 POLYGON_FEW_EDGE_TEXT = 1.2  # ... >= 1.2 text heights; sharp-cornered writing reaches 1.3-1.6 with 28-60 vertices
 WORD_JOIN_TEXT = 1.5  # marks closer than 1.5 text heights join one line
+LINE_JOIN_DOWN_TEXT = 0.0  # no vertical joining: stacked written lines stay apart
 BASELINE_TOL_TEXT = 0.1  # a contour column within 0.1 text heights (>= 1 px) of a straight line is on it
 SKEW_MIN_TEXT = 10  # lines at least 10 text heights long measure the page's skew
 # Shares of a line's bottom and top contours on straight lines of the page's slope (generated pages, lines >= 10
@@ -66,8 +75,42 @@ RULE_REMNANT_TEXT = 0.3
 WRITING_ZONE_TEXT = 0.5  # handwritten strokes are grown by half a text height to measure the area they cover
 WRITING_AREA_SCALE = 0.08  # writing_score = 1 - exp(-writing_area / 0.08): 0.63 at 8 % of the region written
 PRESENCE_MIN_AREA = 0.003  # writing over 0.3 % of the region (two words on A4) is present; blank sheets stay < 0.15 %
+CLEAR_MAX_UPRIGHT = 0.35  # a line less upright than this (type: >= 0.45) ...
+CLEAR_MAX_ALIGNED = 0.65  # ... and less aligned (print: >= 1.1 or >= 0.85 with a straight baseline) is clearly written,
+CLEAR_MIN_AREA = 0.0002  # and one such mark covering 0.02 % of the region (a tick on A4) is writing present
 DIGIT_MAX_ASPECT = 1.5  # a connected stroke at most 1.5x as wide as tall is a digit or operator, not a joined word
+UPRIGHT_TOLERANCE_DEG = 8  # edges within 8 degrees of the page's axes are upright
+UPRIGHT_MIN_SHARE = 0.4  # a line with 40 % of its edge strength upright is type (generated: Korean print 5th
+# percentile 0.50, handwriting 95th percentile 0.40; Latin print is told by its baseline instead)
+UPRIGHT_MIN_ALIGNED = 0.6  # ... when its bottom and top contours are also fairly straight (print 5th pct 0.74)
+UPRIGHT_MAX_SIZE = 5.0  # ... and its letters at most 5 text heights tall (titles; large writing is not upright)
+UPRIGHT_ANY_SHARE = 0.46  # 46 % upright: type whatever its contours (generated handwriting: 95th percentile 0.40)
+PEN_MIN_HUE = 0.2  # ink whose channels pass the paper's light in shares 0.2 apart (max - min) is coloured pen
+FAINT_COLOUR_CHROMA = 30  # coloured ink (chroma >= 30) ...
+FAINT_COLOUR_CONTRAST = 90  # ... less than 90 grey levels darker than the paper is a printed tint, not pen
+HIGHLIGHT_MIN_CONTRAST = 30  # ink darkens the brightest channel by >= 30 grey levels; a highlighter by ~0
+STAMP_MIN_CHROMA = 40  # red seal: chroma >= 40 and red above green and blue by as much
+STAMP_MIN_SIDE = 0.04  # a seal is at least 4 % of the page's longer side across ...
+STAMP_MAX_ASPECT = 1.4  # ... square within 40 % ...
+STAMP_MIN_FILL = 0.5  # ... and its outline with what it encloses fills half its box
+NOISE_SMOOTH = 10.0  # noise above 10 grey levels (sigma) is smoothed before the ink is found: a 3x3 median ...
+NOISE_BLUR_PER_SIGMA = 12.0  # ... and a Gaussian blur of sigma noise / 12 px ...
+NOISE_MAX_BLUR = 2.0  # ... at most 2 px ...
+NOISE_MIN_BLUR = 1.0  # ... and at least 1 px
+NOISY_SPECKS_PER_MP = 500  # a page with over 500 ink specks (<= 12 px) per megapixel is noisy (clean pages: < 20)
+NOISY_SPECK_PX = 12
+NOISY_SPECK_FACTOR = 3  # specks up to 3x SPECK_AREA are noise on such a page
+PAGE_SHRINK = 8  # the page test runs on a copy 8 times smaller ...
+PAGE_MIN_SMALL_PX = 64  # ... or less, to keep 64 px on the short side
+PAGE_FLAT_STD = 10.0  # shrunk pixels whose 5x5 neighbourhood varies less than this are flat
+PAGE_TONE_SPAN = 60  # paper is within 60 grey levels of the brightest flat tone (shading, vignetting) ...
+PAGE_MIN_TONE = 90  # ... and not dark
+PAGE_MAX_CHROMA = 45  # ... and not strongly coloured (tinted paper passes; a blue sky, skin, wood do not)
+PAGE_MIN_PAPER = 0.25  # an image is a page when a quarter of it is paper
 ORIENTATION_BINS = 18  # 10-degree bins over [0, 180)
+SMALL_TEXT_PX = 7  # letters at most 7 px tall (a 60-90 dpi scan) are measured at twice the size, ...
+SMALL_IMAGE_PX = 1400  # ... in an image under 1400 px on its longer side
+MAX_UPSCALES = 1  # ... once
 MIN_REGION_PX = 16  # a payload.bbox must leave at least 16x16 px to measure
 
 
@@ -85,22 +128,59 @@ class Measure:
     handwritten_lines: int
     printed_lines: int
     handwriting_components: int
+    is_page: bool = True  # False: a photograph of something else (a person, a desk, a wall): nothing is measured
+    noise_level: float = 0.0  # estimated scan-noise standard deviation, grey levels (above NOISE_SMOOTH: smoothed)
+    stamps: int = 0  # saturated red seals found and left out (colour input only)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
-def measure(gray: np.ndarray) -> Measure:
-    """Measure the handwriting in a grayscale page or region."""
+def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int = 0) -> Measure:
+    """Measure the handwriting in a grayscale page or region; `color`, the same region in BGR, adds the colour cues
+    (chromatic pen ink is writing, highlighter swipes and red stamps are not)."""
     region_area = float(gray.shape[0] * gray.shape[1])
-    ink = remove_specks(ink_mask(gray), SPECK_AREA)
+    if color is not None and (color.ndim != 3 or color.shape[:2] != gray.shape):
+        color = None
+    if not _looks_like_page(gray, color):
+        return _nothing(gray, is_page=False)
+    noise = _noise_level(gray)
+    ink = ink_mask(gray)
+    noisy = noise > NOISE_SMOOTH or _speck_density(ink) > NOISY_SPECKS_PER_MP
+    if noisy:
+        # Heavy scan noise (or salt and pepper that JPEG has blurred past the estimator): a 3x3 median removes the
+        # salt and pepper and keeps 2-px strokes, a small blur the grain, so noise stays below the ink floor.
+        blur = min(NOISE_MAX_BLUR, max(NOISE_MIN_BLUR, noise / NOISE_BLUR_PER_SIGMA))
+        gray = cv2.GaussianBlur(cv2.medianBlur(gray, 3), (0, 0), blur)
+        if color is not None:
+            color = cv2.GaussianBlur(cv2.medianBlur(color, 3), (0, 0), blur)
+        ink = ink_mask(gray)
+    stamps = 0
+    chroma = None
+    if color is not None:
+        # Highlighter: translucent colour that leaves the brightest channel as bright as the paper; pen, pencil and
+        # print darken every channel. Only ink that darkens the brightest channel too counts.
+        ink &= ink_mask(np.max(color, axis=2), HIGHLIGHT_MIN_CONTRAST)
+        chroma = (np.max(color, axis=2).astype(np.int16) - np.min(color, axis=2)).astype(np.uint8)
+        # Faint coloured lines (graph paper, printed grid boxes, the edges of a swipe) are not pen ink: coloured ink
+        # that is not also `FAINT_COLOUR_CONTRAST` darker than the paper is dropped. Grey pencil is not coloured.
+        ink[(chroma >= FAINT_COLOUR_CHROMA) & (ink_mask(gray, FAINT_COLOUR_CONTRAST) == 0)] = 0
+        stamps = _remove_stamps(ink, color, chroma)
+    ink = remove_specks(ink, SPECK_AREA * (NOISY_SPECK_FACTOR if noisy else 1))
+    if _upscaled < MAX_UPSCALES and max(gray.shape) < SMALL_IMAGE_PX and _text_height(ink) <= SMALL_TEXT_PX:
+        # A low-resolution scan: letters a few pixels tall lose the shapes told apart below; measure it at twice the
+        # size (the shares returned are of the region area, the same at any scale).
+        def bigger(image: np.ndarray) -> np.ndarray:
+            return cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+
+        return measure(bigger(gray), color=None if color is None else bigger(color), _upscaled=_upscaled + 1)
     text_h = _text_height(ink)
     _remove_rules(ink, text_h)
     _remove_drawings(ink, text_h)
     # Bubbles can outnumber the letters (an answer sheet); without them, the text height is the letters' again.
     text_h = _remove_solid(ink)
     join = max(3, round(WORD_JOIN_TEXT * text_h))
-    joined = join_marks(ink, join)
+    joined = join_marks(ink, join, max(1, round(LINE_JOIN_DOWN_TEXT * text_h)))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
     lines = []
     for i in range(1, count):
@@ -121,12 +201,24 @@ def measure(gray: np.ndarray) -> Measure:
     baseline_heights = [line.size for line, on in zip(lines, on_baseline, strict=True) if on >= PRINTED_MIN_ON_BASELINE]
     print_size = float(np.median(baseline_heights)) if baseline_heights else 0.0
     written = np.zeros_like(ink)
+    clear = np.zeros_like(
+        ink
+    )  # the written lines that are clearly writing: coloured pen, or neither upright nor aligned
     printed_lines = written_lines = 0
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
     for line, bottom, top in zip(lines, on_baseline, on_topline, strict=True):
         relative_size = line.size / print_size if print_size else math.inf
-        if _is_printed(bottom, top, relative_size, len(line.xs) / text_h):
+        inked = color is not None and _is_chromatic(line, color, gray)
+        upright = _upright_share(line, gx, gy, slope)
+        if not inked and (
+            _is_printed(bottom, top, relative_size, len(line.xs) / text_h)
+            or _is_upright_type(upright, bottom + top, line.size / text_h)
+        ):
             printed_lines += 1
             continue
+        if inked or (upright < CLEAR_MAX_UPRIGHT and bottom + top < CLEAR_MAX_ALIGNED):
+            clear[line.y : line.y + line.own.shape[0], line.x : line.x + line.own.shape[1]] |= line.own.astype(np.uint8)
         written_lines += 1
         y, x, own = line.y, line.x, line.own
         written[y : y + own.shape[0], x : x + own.shape[1]] |= own.astype(np.uint8)
@@ -135,14 +227,18 @@ def measure(gray: np.ndarray) -> Measure:
     reach = 2 * max(1, round(WRITING_ZONE_TEXT * text_h)) + 1
     zone = cv2.dilate(written, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (reach, reach)))
     writing_area = float(zone.sum()) / region_area
-    writing_score = 1.0 - math.exp(-writing_area / WRITING_AREA_SCALE)
+    clear_area = float(cv2.dilate(clear, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (reach, reach))).sum())
+    present = writing_area >= PRESENCE_MIN_AREA or clear_area / region_area >= CLEAR_MIN_AREA
+    # 0 when nothing is written; otherwise rising with the written area (presence only ever turns on as more is
+    # written, so the score rises with the amount written).
+    writing_score = 1.0 - math.exp(-writing_area / WRITING_AREA_SCALE) if present else 0.0
     hw_pixels = int(written.sum())
     digit_share, components = _digit_share(written)
     return Measure(
         ink_coverage=float(ink.sum()) / region_area,
         handwriting_coverage=hw_pixels / region_area,
         writing_area=writing_area,
-        writing_present=writing_area >= PRESENCE_MIN_AREA,
+        writing_present=present,
         writing_score=writing_score,
         calculation_score=writing_score * digit_share,
         text_height_px=text_h,
@@ -151,7 +247,125 @@ def measure(gray: np.ndarray) -> Measure:
         handwritten_lines=written_lines,
         printed_lines=printed_lines,
         handwriting_components=components,
+        noise_level=noise,
+        stamps=stamps,
     )
+
+
+def _nothing(gray: np.ndarray, *, is_page: bool) -> Measure:
+    return Measure(0.0, 0.0, 0.0, False, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0, is_page=is_page)
+
+
+def _looks_like_page(gray: np.ndarray, color: np.ndarray | None) -> bool:
+    """Whether the image is a sheet of paper: most of it a bright, flat, colourless background.
+
+    On a copy shrunk up to 8 times, to at least 64 px (print and writing blur into grey smudges, noise averages
+    out), paper is where the local standard deviation over 5x5 is below `PAGE_FLAT_STD` grey levels, the tone within
+    `PAGE_TONE_SPAN` of the brightest paper and (colour input) the chroma below `PAGE_MAX_CHROMA`. A page has
+    `PAGE_MIN_PAPER` of it.
+    Photographs of people, desks, walls, grass are textured or coloured nearly everywhere.
+    """
+    shrink = max(1, min(PAGE_SHRINK, min(gray.shape) // PAGE_MIN_SMALL_PX))
+    small_size = (max(8, gray.shape[1] // shrink), max(8, gray.shape[0] // shrink))
+    small = cv2.resize(gray, small_size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    mean = cv2.blur(small, (5, 5))
+    std = np.sqrt(np.maximum(cv2.blur(small * small, (5, 5)) - mean * mean, 0))
+    flat = std < PAGE_FLAT_STD
+    if not flat.any():
+        return False
+    bright = np.percentile(mean[flat], 90)
+    paper = flat & (mean >= bright - PAGE_TONE_SPAN) & (mean >= PAGE_MIN_TONE)
+    if color is not None:
+        small_color = cv2.resize(color, small_size, interpolation=cv2.INTER_AREA).astype(np.int16)
+        paper &= (small_color.max(axis=2) - small_color.min(axis=2)) < PAGE_MAX_CHROMA
+    return float(paper.mean()) >= PAGE_MIN_PAPER
+
+
+def _noise_level(gray: np.ndarray) -> float:
+    """Scan-noise standard deviation in grey levels, from the median absolute response to Immerkaer's Laplacian
+    difference mask (it cancels smooth tone; strokes are too few to move the median), on a central crop of at most
+    512x512 px."""
+    h, w = gray.shape
+    y0, x0 = max(0, h // 2 - 256), max(0, w // 2 - 256)
+    crop = gray[y0 : y0 + 512, x0 : x0 + 512].astype(np.float32)
+    if min(crop.shape) < 3:
+        return 0.0
+    mask = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    response = np.abs(cv2.filter2D(crop, -1, mask)[1:-1, 1:-1])
+    return float(np.median(response)) / (0.6745 * 6)  # the mask's response to noise sigma has std 6 sigma
+
+
+def _speck_density(ink: np.ndarray) -> float:
+    """Ink marks of at most `NOISY_SPECK_PX` pixels per megapixel."""
+    _, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    return float((stats[1:, cv2.CC_STAT_AREA] <= NOISY_SPECK_PX).sum()) / (ink.size / 1e6)
+
+
+def _remove_stamps(ink: np.ndarray, color: np.ndarray, chroma: np.ndarray) -> int:
+    """Erase, in place, red seals: saturated red ink whose marks join into a large, square-ish, ring-bounded block.
+
+    Only the red pixels of a seal are erased, so writing in another colour across it stays. Returns the count.
+    """
+    b, g, r = (color[..., k].astype(np.int16) for k in range(3))
+    red = ((chroma >= STAMP_MIN_CHROMA) & (r - np.maximum(g, b) >= STAMP_MIN_CHROMA)).astype(np.uint8)
+    if not red.any():
+        return 0
+    size = max(ink.shape)
+    join = max(3, size // 150)
+    blocks = cv2.morphologyEx(red, cv2.MORPH_CLOSE, np.ones((join, join), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(blocks, connectivity=8)
+    found = 0
+    for i in range(1, count):
+        x, y, w, h, area = stats[i]
+        if min(w, h) < STAMP_MIN_SIDE * size or not 1 / STAMP_MAX_ASPECT <= w / h <= STAMP_MAX_ASPECT:
+            continue
+        own = (labels[y : y + h, x : x + w] == i).astype(np.uint8)
+        holes = cv2.findContours(own, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+        contours, hierarchy = holes
+        hole_area = sum(cv2.contourArea(c) for k, c in enumerate(contours) if hierarchy[0][k][3] >= 0)
+        filled = area + hole_area
+        if filled < STAMP_MIN_FILL * w * h:  # a ring or a square outline fills its box; a red tick does not
+            continue
+        region = ink[y : y + h, x : x + w]
+        region[(cv2.dilate(red[y : y + h, x : x + w], np.ones((3, 3), np.uint8)) > 0)] = 0
+        found += 1
+    return found
+
+
+def _is_chromatic(line: _Line, color: np.ndarray, gray: np.ndarray) -> bool:
+    """Whether a line is written in coloured ink (blue, red, green pen): print is black or grey.
+
+    The ink's colour is its darkest quarter of pixels divided, channel by channel, by the paper around it: print
+    under a highlighter or on tinted paper divides out grey, pen ink keeps its hue on any background.
+    """
+    h, w = line.own.shape
+    own = line.own
+    box = color[line.y : line.y + h, line.x : line.x + w].astype(np.float32)
+    tones = gray[line.y : line.y + h, line.x : line.x + w]
+    around = ~cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    if not own.any() or not around.any():
+        return False
+    core = own & (tones <= np.percentile(tones[own], 25))
+    ink = np.median(box[core], axis=0)
+    paper = np.maximum(np.median(box[around], axis=0), 1.0)
+    ratio = ink / paper
+    return float(ratio.max() - ratio.min()) >= PEN_MIN_HUE
+
+
+def _upright_share(line: _Line, gx: np.ndarray, gy: np.ndarray, slope: float) -> float:
+    """The share of a line's edge strength on strokes within `UPRIGHT_TOLERANCE_DEG` of the page's horizontal or
+    vertical: type (Hangul and Latin stems, bars and serifs alike) is built on them, handwriting slants and curves."""
+    h, w = line.own.shape
+    near = cv2.dilate(line.own.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    dx = gx[line.y : line.y + h, line.x : line.x + w][near]
+    dy = gy[line.y : line.y + h, line.x : line.x + w][near]
+    magnitude = np.hypot(dx, dy)
+    total = float(magnitude.sum())
+    if total <= 0:
+        return 0.0
+    angle = np.mod(np.degrees(np.arctan2(dy, dx)) - math.degrees(math.atan(slope)), 90.0)
+    off = np.minimum(angle, 90.0 - angle)
+    return float(magnitude[off < UPRIGHT_TOLERANCE_DEG].sum()) / total
 
 
 def _is_printed(bottom: float, top: float, relative_size: float, length: float) -> bool:
@@ -162,6 +376,14 @@ def _is_printed(bottom: float, top: float, relative_size: float, length: float) 
         return True
     on_lines = aligned >= PRINTED_MIN_ALIGNED or (bottom >= PRINTED_MIN_ON_BASELINE and length < LONG_LINE_TEXT)
     return on_lines and relative_size <= PRINT_SIZE_TOLERANCE
+
+
+def _is_upright_type(upright: float, aligned: float, size: float) -> bool:
+    """Whether a line is type by its upright strokes (any script: Hangul, Latin, digits): a very upright line is,
+    and a fairly upright one whose contours are also fairly straight and whose letters are not huge."""
+    if upright >= UPRIGHT_ANY_SHARE:
+        return True
+    return upright >= UPRIGHT_MIN_SHARE and aligned >= UPRIGHT_MIN_ALIGNED and size <= UPRIGHT_MAX_SIZE
 
 
 def _text_height(ink: np.ndarray) -> float:
@@ -177,8 +399,9 @@ def _median_height(stats: np.ndarray) -> float:
 def _remove_rules(ink: np.ndarray, text_h: float) -> None:
     """Erase long straight horizontal and vertical runs (rules, box borders) in place."""
     height, width = ink.shape
-    across = max(round(RULE_MIN_TEXT * text_h), round(RULE_MIN_SHARE * width))
-    down = max(round(RULE_MIN_TEXT * text_h), round(RULE_MIN_SHARE * height))
+    # At most RULE_MAX_SHARE of the side: on a page of grid lines alone the "text height" is the grid's.
+    across = min(max(round(RULE_MIN_TEXT * text_h), round(RULE_MIN_SHARE * width)), round(RULE_MAX_SHARE * width))
+    down = min(max(round(RULE_MIN_TEXT * text_h), round(RULE_MIN_SHARE * height)), round(RULE_MAX_SHARE * height))
     rules = cv2.bitwise_or(
         cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (across, 1))),
         cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, down))),
@@ -381,13 +604,19 @@ def _crop(gray: np.ndarray, bbox: Any) -> tuple[np.ndarray, list[int]]:
 def handle(ctx: JobContext) -> dict[str, Any]:
     page_index = int_field(ctx.payload, "page", 0, 0, ctx.settings.vision.pdf_max_pages - 1)
     selection = {"pages": [page_index], **{k: v for k, v in ctx.payload.items() if k == "dpi"}}
-    (page,) = load_pages(ctx.read_input(), selection, ctx.settings.vision)
+    data = ctx.read_input()
+    (page,) = load_pages(data, selection, ctx.settings.vision)
     region, box = _crop(page.gray, ctx.payload.get("bbox"))
+    color = None
+    if not is_pdf(data):  # images keep their colour: pen ink, highlighters and stamps are told by it
+        bgr = decode_image(data, max_pixels=ctx.settings.vision.max_pixels)
+        if bgr.shape[:2] == page.gray.shape:
+            color = bgr[box[1] : box[3], box[0] : box[2]]
     width, height = page.size
     return {
         "page_index": page.index,
         "page_size": [width, height],
         "dpi": page.dpi,
         "region": box,
-        **measure(region).to_dict(),
+        **measure(region, color=color).to_dict(),
     }

@@ -180,3 +180,80 @@ def _scan(rng: random.Random, page: np.ndarray) -> np.ndarray:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 0.9))
     img += nrng.normal(0, rng.uniform(2, 8), (h, w)).astype(np.float32)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+# --- Korean print, colour pens, stamps, highlighters (tuning only; the held-out pages live in bench/heldout) ------
+
+KOREAN_FONTS = (  # Un and Baekmuk fonts (fonts-unfonts-core, fonts-baekmuk); the held-out pages use others
+    "/usr/share/fonts/truetype/unfonts-core/UnBatang.ttf",
+    "/usr/share/fonts/truetype/unfonts-core/UnDotum.ttf",
+    "/usr/share/fonts/truetype/baekmuk/gulim.ttf",
+    "/usr/share/fonts/truetype/baekmuk/batang.ttf",
+    "/usr/share/fonts/truetype/unfonts-core/UnDinaru.ttf",
+    "/usr/share/fonts/truetype/unfonts-core/UnGraphic.ttf",
+    "/usr/share/fonts/truetype/unfonts-core/UnBatangBold.ttf",
+    "/usr/share/fonts/truetype/unfonts-core/UnDotumBold.ttf",
+    "/usr/share/fonts/truetype/baekmuk/dotum.ttf",
+)
+SYLLABLES = (
+    "가각간갈감강개거건것게겨결경계고곡공과관광교구국군권귀규그근글금기길김나남내너년노누는니다단달당대도동두들등라"
+)
+
+
+def korean_fonts() -> list[str]:
+    from pathlib import Path
+
+    return [f for f in KOREAN_FONTS if Path(f).exists()]
+
+
+def render_korean_sheet(seed: int, amount: int, pen: str = "black") -> np.ndarray:
+    """A BGR sheet of Korean print in Un/Baekmuk fonts with `amount` handwritten lines (trajectory pen, as above)
+    in `pen` ("black", "blue", "pencil"), the printed page depending on the seed only."""
+    rng = random.Random(seed)
+    width, height = (1240, 1754) if seed % 2 else (1654, 2339)
+    tile = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(tile)
+    fonts = korean_fonts()
+    size = rng.randint(20, 28) * width // 1240
+    font = ImageFont.truetype(rng.choice(fonts), size)
+    y, spaces = 90, []
+    draw.text(
+        (90, 40), "".join(rng.choice(SYLLABLES) for _ in range(8)), font=ImageFont.truetype(fonts[0], size * 3 // 2)
+    )
+    while y < height * 0.85:
+        for _ in range(rng.randint(1, 3)):
+            words = [
+                "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(1, 4))) for _ in range(rng.randint(6, 12))
+            ]
+            draw.text((90, y), " ".join(words), font=font, fill=0)
+            y += int(font.size * 1.7)
+        if rng.random() < 0.5:
+            for i, mark in enumerate("\u2460\u2461\u2462\u2463\u2464"):
+                draw.text(
+                    (120 + i * width // 6, y), f"{mark} {rng.choice(SYLLABLES)}{rng.randint(1, 99)}", font=font, fill=0
+                )
+            y += int(font.size * 1.8)
+        space = rng.randint(150, 240)
+        spaces.append((y + 10, y + space - 15))
+        y += space
+    page = np.asarray(tile).copy()
+    written = np.full_like(page, 255)
+    wrng = random.Random(f"{seed}-{pen}")
+    look = {
+        "height": wrng.uniform(18, 28) * width / 1240,
+        "width": 2,
+        "ink": 0,
+        "loop": wrng.uniform(0.1, 0.4),
+        "slant": 0.1,
+    }
+    pitch = int(look["height"] * 1.9)
+    slots = sorted(top + pitch // 3 + i * pitch for top, bottom in spaces for i in range((bottom - top) // pitch))
+    for y_line in slots[:amount]:
+        _written_line(wrng, written, 120, y_line, width - 240, "prose" if seed % 3 else "calc", look)
+    colour = {"black": (20, 20, 20), "blue": (170, 70, 30), "pencil": (120, 120, 120)}[pen]
+    alpha = 1 - written.astype(np.float32) / 255
+    bgr = np.repeat(page[..., None].astype(np.float32), 3, axis=2)
+    for c in range(3):
+        bgr[..., c] = bgr[..., c] * (1 - alpha) + colour[c] * alpha
+    gray = _scan(random.Random(seed + 1), np.full((height, width), 255, np.uint8)).astype(np.float32) / 255
+    return np.clip(bgr * gray[..., None], 0, 255).astype(np.uint8)

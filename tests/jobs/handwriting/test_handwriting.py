@@ -7,7 +7,7 @@ import itertools
 import cv2
 import numpy as np
 import pytest
-from hw_pages import render_sheet
+from hw_pages import korean_fonts, render_korean_sheet, render_sheet
 
 from ai_worker.errors import INVALID_INPUT, PermanentError
 from ai_worker.jobs.context import JobContext
@@ -124,3 +124,26 @@ def test_corrupt_image_is_invalid_input() -> None:
     with pytest.raises(PermanentError) as info:
         run(data[: len(data) // 50])
     assert info.value.code == INVALID_INPUT
+
+
+@pytest.mark.skipif(not korean_fonts(), reason="Korean print needs fonts-unfonts-core or fonts-baekmuk")
+@pytest.mark.parametrize("seed", [1, 4])
+def test_korean_print_is_not_writing_and_pen_on_it_is(seed: int) -> None:
+    for amount in (0, 2):
+        image = render_korean_sheet(seed, amount, "blue")
+        ok, png = cv2.imencode(".png", image)
+        assert ok
+        result = run(png.tobytes())
+        assert result["writing_present"] == (amount > 0), (amount, result)
+        assert (result["writing_score"] == 0.0) == (amount == 0)
+
+
+def test_heavy_scan_noise_alone_is_not_writing() -> None:
+    rng = np.random.default_rng(3)
+    page = np.full((1754, 1240), 236, np.float32) + rng.normal(0, 20, (1754, 1240))
+    salt = rng.random(page.shape)
+    page[salt < 0.01], page[salt > 0.99] = 20, 250
+    ok, jpeg = cv2.imencode(".jpg", np.clip(page, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 40])
+    assert ok
+    result = run(jpeg.tobytes())
+    assert result["is_page"] and not result["writing_present"] and result["noise_level"] > 5, result
