@@ -43,11 +43,6 @@ def test_heldout_pages_are_counted_and_timed(analysed: list[tuple[Video, dict]])
             assert arrive - START_TOLERANCE_S <= page["start_s"] <= start + START_TOLERANCE_S
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handwriting.measure reads real-font print (Korean and Latin) as handwriting and misses some pen "
-    "strokes on rectified video frames: `written` is right on 60 % of held-out pages (bench/bench_video.py)",
-)
 def test_heldout_written_pages_are_found(analysed: list[tuple[Video, dict]]) -> None:
     for clip, result in analysed:
         assert [p["written"] for p in result["pages"]] == clip.written
