@@ -86,12 +86,20 @@ def queue_weights(settings: Settings, kind: WorkerKind) -> dict[str, int]:
     return weights
 
 
-def job_time_limit(settings: Settings, env: Envelope) -> float:
-    """The job's time limit: `settings.job_timeout_s`, or less when the payload asks for less (never more)."""
+def job_limits(settings: Settings, env: Envelope) -> tuple[float, int]:
+    """The job's (time limit in seconds, memory limit in MB): its job type's declared limits (`JobSpec.timeout_s`,
+    `memory_mb`), capped by the worker-wide `job_timeout_s` / `job_memory_mb` that also stand in for undeclared
+    ones; the payload's `timeout_s` may lower the time limit, never raise it."""
+    spec = SPECS.get(env.job_type or "")
+    timeout_s, memory_mb = spec.limits(settings) if spec else (settings.job_timeout_s, settings.job_memory_mb)
     asked = env.payload.get("timeout_s")
     if isinstance(asked, int | float) and not isinstance(asked, bool) and asked > 0:
-        return min(settings.job_timeout_s, float(asked))
-    return settings.job_timeout_s
+        timeout_s = min(timeout_s, float(asked))
+    return timeout_s, memory_mb
+
+
+def job_time_limit(settings: Settings, env: Envelope) -> float:
+    return job_limits(settings, env)[0]
 
 
 class Engine:
@@ -267,10 +275,14 @@ class Engine:
                 )
                 for job in batch
             ]
-            limit_s = max(job_time_limit(self.settings, job.env) for job in batch)
+            limits = [job_limits(self.settings, job.env) for job in batch]
+            limit_s, memory_mb = max(t for t, _ in limits), max(m for _, m in limits)
             try:
                 slot.assign(
-                    [job.message.receipt_handle for job in batch], tasks if len(tasks) > 1 else tasks[0], limit_s
+                    [job.message.receipt_handle for job in batch],
+                    tasks if len(tasks) > 1 else tasks[0],
+                    limit_s,
+                    memory_mb * 2**20,
                 )
             except OSError as exc:  # the process died since it was found idle: the jobs wait for the next slot
                 log.warning("job process %d is gone (%s); replacing it", slot.index, exc)

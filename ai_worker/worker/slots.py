@@ -40,6 +40,7 @@ class Running:
     keys: tuple[str, ...]  # the receipt handles of the messages being worked on (several for a batch)
     started: float  # monotonic
     limit_s: float
+    memory_bytes: int  # resident memory the job process (and its children) may use
 
 
 class Slot:
@@ -64,10 +65,11 @@ class Slot:
         self.spawned_at = time.monotonic()
         return process, parent_end
 
-    def assign(self, keys: Sequence[str], task: JobTask | list[JobTask], limit_s: float) -> None:
-        """Hand the process one task, or a batch (a list, answered by a list of reports in the same order)."""
+    def assign(self, keys: Sequence[str], task: JobTask | list[JobTask], limit_s: float, memory_bytes: int) -> None:
+        """Hand the process one task, or a batch (a list, answered by a list of reports in the same order), with
+        the time and memory it may use."""
         self.conn.send(task)
-        self.running = Running(tuple(keys), time.monotonic(), limit_s)
+        self.running = Running(tuple(keys), time.monotonic(), limit_s, memory_bytes)
 
     def rss_bytes(self) -> int:
         """Resident memory of the job process and everything it started (0 once it is gone)."""
@@ -111,7 +113,6 @@ class SlotPool:
     """The worker's slots and the supervision of their limits."""
 
     def __init__(self, count: int, settings: Settings, kind: str, sink_factory: SinkFactory) -> None:
-        self.memory_limit = settings.job_memory_mb * 1024 * 1024
         self.slots = [Slot(i, settings, kind, sink_factory) for i in range(count)]
         self._memory_checked = 0.0
 
@@ -169,10 +170,10 @@ class SlotPool:
                 continue
             if now - running.started > running.limit_s:
                 report = _killed(errors.JOB_TIMEOUT, f"job exceeded its time limit of {running.limit_s:.0f}s")
-            elif check_memory and (rss := slot.rss_bytes()) > self.memory_limit:
+            elif check_memory and (rss := slot.rss_bytes()) > running.memory_bytes:
                 report = _killed(
                     errors.JOB_OUT_OF_MEMORY,
-                    f"job used {rss // 2**20} MiB, over its limit of {self.memory_limit // 2**20} MiB",
+                    f"job used {rss // 2**20} MiB, over its limit of {running.memory_bytes // 2**20} MiB",
                 )
             else:
                 continue

@@ -66,3 +66,40 @@ def test_payload_may_lower_but_not_raise_the_time_limit(moto_endpoint: str, uniq
     assert job_time_limit(settings, Envelope(job_id="a", payload={"timeout_s": 5})) == 5
     assert job_time_limit(settings, Envelope(job_id="a", payload={"timeout_s": 5000})) == 60
     assert job_time_limit(settings, Envelope(job_id="a", payload={"timeout_s": "5"})) == 60
+
+
+def test_a_job_type_s_declared_limits_apply_capped_by_the_worker_s(tmp_path: Path) -> None:
+    """`JobSpec.timeout_s` / `memory_mb` are the job's limits; the worker-wide settings cap them and stand in for
+    job types that declare none; the payload may still lower the time limit."""
+    from ai_worker import jobs
+    from ai_worker.envelope import Envelope
+    from ai_worker.jobs.spec import JobSpec
+    from ai_worker.worker.engine import job_limits
+
+    settings = make_settings("limits", tmp_path, job_timeout_s=60, job_memory_mb=2048)
+    spec = JobSpec(
+        name="limited_toy",
+        handler="worker.fake_handlers:handle",
+        tiers=("premium",),
+        description="a toy",
+        timeout_s=5,
+        memory_mb=512,
+    )
+    greedy = JobSpec(
+        name="greedy_toy",
+        handler="worker.fake_handlers:handle",
+        tiers=("premium",),
+        description="a toy",
+        timeout_s=600,
+        memory_mb=8192,
+    )
+    jobs.register(spec)
+    jobs.register(greedy)
+    try:
+        assert job_limits(settings, Envelope(job_id="a", job_type="limited_toy")) == (5, 512)
+        assert job_limits(settings, Envelope(job_id="a", job_type="limited_toy", payload={"timeout_s": 2})) == (2, 512)
+        assert job_limits(settings, Envelope(job_id="a", job_type="greedy_toy")) == (60, 2048)
+        assert job_limits(settings, Envelope(job_id="a", job_type="embedding")) == (60, 2048)
+    finally:
+        jobs.unregister("limited_toy")
+        jobs.unregister("greedy_toy")
