@@ -31,14 +31,17 @@ Guarantees:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 import cv2
 import numpy as np
 
+from ai_worker.config import VisionSettings
 from ai_worker.jobs.omr.align import Alignment
 from ai_worker.jobs.omr.refine import ring_offsets
 
-DEFAULT_MARK_FILL = 0.35  # filled fraction at which a bubble is a mark: "about half" with room for measuring error
+# Filled fraction at which a bubble is a mark ("about half", with room for measuring error): the setting's default.
+DEFAULT_MARK_FILL: Final = VisionSettings.omr_mark_fill
 INTERIOR = 0.8  # counted interior radius / bubble radius: clear of the printed ring with 1 px misalignment + blur
 EDGE = 0.7  # the interior annulus EDGE..INTERIOR stands for the uncounted band INTERIOR..1 under the ring
 RING = (0.85, 1.15)  # where the printed outline is, as fractions of the bubble radius
