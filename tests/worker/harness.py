@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -154,18 +154,21 @@ class ThreadWorker:
         assert not self.thread.is_alive(), "worker did not stop"
         return self.exit_code
 
+    @contextmanager
+    def running(self) -> Iterator[ThreadWorker]:
+        """Started for the block, stopped after it unless the test stopped it already."""
+        self.thread.start()
+        try:
+            yield self
+        finally:
+            if self.thread.is_alive():
+                self.stop()
 
-@contextmanager
+
 def thread_worker(
     settings: Settings, kind: str = "cpu", registry: dict[str, str] | None = None
-) -> Iterator[ThreadWorker]:
-    worker = ThreadWorker(settings, kind, registry)
-    worker.thread.start()
-    try:
-        yield worker
-    finally:
-        if worker.thread.is_alive():
-            worker.stop()
+) -> AbstractContextManager[ThreadWorker]:
+    return ThreadWorker(settings, kind, registry).running()
 
 
 def start_process_worker(settings: Settings, tmp_path: Path, name: str = "worker") -> subprocess.Popen[str]:
@@ -239,12 +242,8 @@ class MemoryWorld:
         from .file_sink import file_sink
 
         worker = ThreadWorker(self.settings, kind, registry, broker=self.broker, sink_factory=file_sink)
-        worker.thread.start()
-        try:
+        with worker.running():
             yield worker
-        finally:
-            if worker.thread.is_alive():
-                worker.stop()
 
 
 def memory_settings(tmp_path: Path, **overrides: Any) -> Settings:
