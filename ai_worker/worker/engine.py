@@ -124,7 +124,9 @@ class Engine:
         self.weights = queue_weights(settings, kind)
         self.slot_count = settings.slots or default_slots(kind)
         self.capacity = Capacity(self.slot_count)
-        self.prefetch = Prefetch(self.slot_count, settings.prefetch_max, settings.visibility_timeout_s)
+        self.prefetch = Prefetch(
+            self.slot_count, settings.prefetch_max, settings.visibility_timeout_s, batch_sizes=self.batch_sizes
+        )
         self.inbox = Inbox()
         self.leases = Leases(settings.visibility_timeout_s)
         self.pending: deque[Job] = deque()
