@@ -279,7 +279,7 @@ class Settings:
             ge=0,
             le=100,
             description="Messages held beyond the slots when jobs are short (sized from recent job times; "
-            "0: receive only for free slots).",
+            "raised to (slots + 1) x batch while a batchable job type runs; 0: receive only for free slots).",
         ),
     ] = 10
     inputs: InputSettings = field(default_factory=InputSettings)

@@ -9,18 +9,28 @@ idempotency GET and conditional PUT) are counted from the moto server's request 
 
 The baseline is a loop in the style of the platform's previous worker, run in the same process against the same
 server with the same number of threads: one message per receive, a lease-extender thread per message, the
-result written to S3, a delete per message.
+result written to S3 (a plain PUT), a delete per message. It does less than the worker: no idempotency check, no
+conditional write, no notice. So a second baseline row ("baseline+") does the worker's work the old way: per
+message a receive, the idempotency GET, the conditional PUT, a notice (consumed like the worker's) and a delete.
 
-    python bench/bench_noop.py [--jobs 200] [--concurrency 1 2] [--no-baseline]
+Wall rates on a shared machine follow the load of others, so every row also gives the CPU milliseconds per job
+of each part, which contention does not move: the moto server (which also serves the feeder and the notice
+consumer), the loop under test (the worker's threads or the baseline's, in this process) and the job processes;
+and the load average when the row was measured. --repeat runs the loops in turn several times and ends with the
+medians.
+
+    python bench/bench_noop.py [--jobs 200] [--concurrency 1 2] [--repeat 1] [--no-baseline]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +41,7 @@ from collections import Counter
 from typing import IO, Any
 
 import boto3
+import psutil
 
 from ai_worker.aws import make_clients
 from ai_worker.config import Settings
@@ -56,7 +67,14 @@ def start_moto() -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    threading.Thread(target=S3_LOG.read, args=(server.stderr,), daemon=True).start()
+    global MOTO_PID
+    MOTO_PID = server.pid
+
+    def read_log() -> None:
+        bench_thread()
+        S3_LOG.read(server.stderr)  # type: ignore[arg-type]
+
+    threading.Thread(target=read_log, daemon=True).start()
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -99,6 +117,31 @@ class S3Requests:
 
 
 S3_LOG = S3Requests()
+MOTO_PID = 0
+BENCH_THREADS: set[int] = set()  # native ids of the bench's own threads: feeder, log reader, notice consumer
+
+
+def bench_thread() -> None:
+    BENCH_THREADS.add(threading.get_native_id())
+
+
+def cpu_parts() -> dict[str, float]:
+    """CPU seconds so far of the moto server, of the loop under test (this process less the bench's own threads)
+    and of the job processes (this process's other children)."""
+    me = psutil.Process()
+    own = sum(t.user_time + t.system_time for t in me.threads() if t.id in BENCH_THREADS)
+    jobs = 0.0
+    for child in me.children(recursive=True):
+        if child.pid != MOTO_PID:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                jobs += sum(child.cpu_times()[:2])
+    moto = sum(psutil.Process(MOTO_PID).cpu_times()[:2])
+    return {"moto": moto, "loop": sum(me.cpu_times()[:2]) - own, "job processes": jobs}
+
+
+def cpu_per_job(before: dict[str, float], jobs: int) -> dict[str, float]:
+    after = cpu_parts()
+    return {k: round(1000 * (after[k] - before[k]) / jobs, 1) for k in before}
 
 
 STEADY_DEPTH = 40  # jobs waiting in the queue at steady load: a few receives' worth, far from an empty queue
@@ -128,6 +171,7 @@ WARM_JOBS = 5
 def drain_notices(sqs: Any, url: str, stop: threading.Event) -> None:
     """The producer's side of the results queue: notices are read and deleted as they come, as the platform does.
     Left to pile up, they would slow moto (which walks a queue's every message on each call), not the worker."""
+    bench_thread()
     while not stop.is_set():
         got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
         if got:
@@ -136,6 +180,7 @@ def drain_notices(sqs: Any, url: str, stop: threading.Event) -> None:
 
 
 def run(slots: int, jobs: int, heartbeat_dir: str) -> dict[str, Any]:
+    """The worker, `slots` job processes, on no-op jobs."""
     prefix = f"b{uuid.uuid4().hex[:8]}"
     settings = Settings(
         queue_names={t: f"{prefix}-{t}" for t in TIERS},
@@ -172,11 +217,13 @@ def run(slots: int, jobs: int, heartbeat_dir: str) -> dict[str, Any]:
     time.sleep(1.0)  # the warm-up's deletes and notices are flushed before counting starts
     S3_LOG.watch(settings.results_bucket)
     calls.clear()
+    cpu = cpu_parts()
     started = time.perf_counter()
     feed(admin.sqs, url, jobs)
     elapsed = time.perf_counter() - started
     measured = dict(calls)
     s3_calls = S3_LOG.count
+    cpu_ms = cpu_per_job(cpu, jobs)
     stop.set()
     worker.join(30)
     total = sum(measured.values())
@@ -188,17 +235,21 @@ def run(slots: int, jobs: int, heartbeat_dir: str) -> dict[str, Any]:
         "jobs_per_s": round(jobs / elapsed, 1),
         "sqs_calls_per_job": round(total / jobs, 2),
         "s3_calls_per_job": round(s3_calls / jobs, 2),
+        "cpu_ms": cpu_ms,
+        "load": os.getloadavg()[0],
         "calls": measured,
     }
 
 
-def baseline(slots: int, jobs: int) -> dict[str, Any]:
-    """The previous worker's loop: per message one receive, an extender thread, a result PUT and a delete."""
+def baseline(slots: int, jobs: int, _tmp: str = "", same_work: bool = False) -> dict[str, Any]:
+    """The previous worker's loop: per message one receive, an extender thread, a result PUT and a delete. With
+    `same_work`, the worker's work done that way: the idempotency GET, a conditional PUT and a notice as well."""
     prefix = f"p{uuid.uuid4().hex[:8]}"
-    queue, bucket = f"{prefix}-basic", f"{prefix}-results"
+    queue, bucket, results = f"{prefix}-basic", f"{prefix}-results", f"{prefix}-notices"
     settings = Settings(results_bucket=bucket, wait_time_s=1)
     admin = make_clients(settings)
     url = ensure_queue(admin.sqs, queue, dlq_name=queue + "-dlq", visibility_timeout_s=60)
+    notices = ensure_queue(admin.sqs, results, dlq_name=results + "-dlq", visibility_timeout_s=60)
     admin.s3.create_bucket(Bucket=bucket)
     session = boto3.session.Session()
     calls: Counter[str] = Counter()
@@ -217,32 +268,60 @@ def baseline(slots: int, jobs: int) -> dict[str, Any]:
                 finished = threading.Event()
                 threading.Thread(target=extend, args=(m["ReceiptHandle"], finished), daemon=True).start()
                 job = json.loads(m["Body"])
+                key = f"results/{job['tenant_id']}/{job['job_id']}.json"
                 result = json.dumps({"job_id": job["job_id"], "status": "done", "result": noop(None)})
-                s3.put_object(Bucket=bucket, Key=f"results/{job['tenant_id']}/{job['job_id']}.json", Body=result)
+                if not same_work:
+                    s3.put_object(Bucket=bucket, Key=key, Body=result)
+                else:
+                    try:
+                        s3.get_object(Bucket=bucket, Key=key)
+                    except s3.exceptions.NoSuchKey:
+                        s3.put_object(Bucket=bucket, Key=key, Body=result, IfNoneMatch="*")
+                    notice = {"job_id": job["job_id"], "status": "done", "bucket": bucket, "key": key}
+                    sqs.send_message(QueueUrl=notices, MessageBody=json.dumps(notice))
                 finished.set()
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
+    stop_notices = threading.Event()
+    if same_work:
+        drainer = threading.Thread(target=drain_notices, args=(make_clients(settings).sqs, notices, stop_notices))
+        drainer.daemon = True
+        drainer.start()
     S3_LOG.watch(bucket)
     threads = [threading.Thread(target=consume, daemon=True) for _ in range(slots)]
     for t in threads:
         t.start()
+    cpu = cpu_parts()
     started = time.perf_counter()
     feed(admin.sqs, url, jobs)
     elapsed = time.perf_counter() - started
+    cpu_ms = cpu_per_job(cpu, jobs)
     done.set()
+    stop_notices.set()
     measured = dict(calls)
     for t in threads:
         t.join(10)
     return {
-        "loop": "baseline",
+        "loop": "baseline+" if same_work else "baseline",
         "slots": slots,
         "jobs": jobs,
         "seconds": round(elapsed, 2),
         "jobs_per_s": round(jobs / elapsed, 1),
         "sqs_calls_per_job": round(sum(measured.values()) / jobs, 2),
         "s3_calls_per_job": round(S3_LOG.count / jobs, 2),
+        "cpu_ms": cpu_ms,
+        "load": os.getloadavg()[0],
         "calls": measured,
     }
+
+
+def row(r: dict[str, Any]) -> str:
+    cpu = r["cpu_ms"]
+    return (
+        f"{r['loop']:>9} {r['slots']:>5} {r['jobs']:>5} {r['seconds']:>7} {r['jobs_per_s']:>7} "
+        f"{r['sqs_calls_per_job']:>8} {r['s3_calls_per_job']:>7} {cpu['moto']:>7} {cpu['loop']:>7} "
+        f"{cpu['job processes']:>7} {r['load']:>6.1f}  " + json.dumps(r["calls"], sort_keys=True)
+    )
 
 
 def main() -> int:
@@ -250,34 +329,56 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each loop, in turn; medians at the end")
     parser.add_argument("--no-baseline", action="store_true", help="only the worker")
     args = parser.parse_args()
+    bench_thread()  # the main thread feeds
     server = start_moto()
+    loops: list[Any] = [run] if args.no_baseline else [run, baseline, lambda n, j, t: baseline(n, j, t, same_work=True)]
+    results: dict[tuple[str, int], list[dict[str, Any]]] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             print(
-                f"{'loop':>8} {'slots':>5} {'jobs':>5} {'seconds':>8} {'jobs/s':>7} {'SQS calls/job':>14} "
-                f"{'S3 calls/job':>13}  SQS calls by operation"
+                f"{'':>23} {'':>7} {'':>7} {'calls per job':>16} {'CPU ms per job':>23} {'load':>6}\n"
+                f"{'loop':>9} {'slots':>5} {'jobs':>5} {'seconds':>7} {'jobs/s':>7} {'SQS':>8} {'S3':>7} "
+                f"{'moto':>7} {'loop':>7} {'jobproc':>7} {'1 min':>6}  SQS calls by operation"
             )
             for slots in args.concurrency:
-                rows = [run(slots, args.jobs, tmp)]
-                if not args.no_baseline:
-                    rows.append(baseline(slots, args.jobs))
-                for r in rows:
-                    print(
-                        f"{r['loop']:>8} {r['slots']:>5} {r['jobs']:>5} {r['seconds']:>8} {r['jobs_per_s']:>7} "
-                        f"{r['sqs_calls_per_job']:>14} {r['s3_calls_per_job']:>13}  "
-                        + json.dumps(r["calls"], sort_keys=True)
-                    )
-                if len(rows) == 2:
-                    speed = rows[0]["jobs_per_s"] / rows[1]["jobs_per_s"]
-                    calls = rows[0]["sqs_calls_per_job"] / rows[1]["sqs_calls_per_job"]
-                    print(f"{'ratio':>8} {slots:>5}: worker/baseline jobs/s x{speed:.1f}, SQS calls/job x{calls:.2f}")
+                for _ in range(args.repeat):
+                    for loop in loops:
+                        r = loop(slots, args.jobs, tmp)
+                        results.setdefault((r["loop"], slots), []).append(r)
+                        print(row(r), flush=True)
+            if args.repeat > 1 or not args.no_baseline:
+                print("medians:")
+                for slots in args.concurrency:
+                    medians = {name: median_row(rs) for (name, n), rs in results.items() if n == slots}
+                    for r in medians.values():
+                        print(row(r))
+                    if "baseline" in medians:
+                        for name in ("baseline", "baseline+"):
+                            speed = medians["worker"]["jobs_per_s"] / medians[name]["jobs_per_s"]
+                            calls = medians["worker"]["sqs_calls_per_job"] / medians[name]["sqs_calls_per_job"]
+                            print(f"{'ratio':>9} {slots:>5}: worker/{name} jobs/s x{speed:.2f}, SQS calls x{calls:.2f}")
                 sys.stdout.flush()
     finally:
         server.terminate()
         server.wait(10)
     return 0
+
+
+def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over the runs of one loop (the calls by operation of the median-speed run)."""
+
+    def med(values: list[float]) -> float:
+        return round(statistics.median(values), 2)
+
+    by_speed = sorted(rows, key=lambda r: r["jobs_per_s"])
+    out = dict(by_speed[len(by_speed) // 2])
+    for key in ("seconds", "jobs_per_s", "sqs_calls_per_job", "s3_calls_per_job", "load"):
+        out[key] = med([r[key] for r in rows])
+    out["cpu_ms"] = {k: med([r["cpu_ms"][k] for r in rows]) for k in rows[0]["cpu_ms"]}
+    return out
 
 
 if __name__ == "__main__":

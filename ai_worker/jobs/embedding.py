@@ -106,12 +106,20 @@ def _result(ctx: JobContext, settings: EmbeddingSettings, vectors: np.ndarray, d
         "normalized": True,
     }
     inline = vectors.tolist()
-    if len(json.dumps(inline)) <= settings.inline_max_bytes:
+    if _json_size_bound(vectors) <= settings.inline_max_bytes or len(json.dumps(inline)) <= settings.inline_max_bytes:
         return {**meta, "vectors": inline}
     key = f"embeddings/{ctx.job.tenant}/{ctx.job.job_id}.f32"
     ref = ctx.blobs.put(key, vectors.astype("<f4").tobytes(), "application/octet-stream")
     ctx.log.info("embedding result by reference: %s (%d bytes)", ref.get("s3_uri"), ref.get("bytes"))
     return {**meta, "vectors_ref": {**ref, "format": VECTOR_FORMAT, "shape": list(vectors.shape)}}
+
+
+def _json_size_bound(vectors: np.ndarray) -> int:
+    """An upper bound of `len(json.dumps(vectors.tolist()))`, without encoding: a float's repr has at most 24
+    characters, and json.dumps puts ", " between items and "[]" around each list. Encoding a few thousand floats
+    only to measure them costs as much CPU as a small batch of texts does in the model."""
+    rows, dim = vectors.shape
+    return rows * (dim * 26 + 2) + 2
 
 
 def read_texts(ctx: JobContext, settings: EmbeddingSettings) -> list[str]:

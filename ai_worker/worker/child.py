@@ -213,11 +213,31 @@ def _checked(result: Any) -> dict[str, Any]:
     """The handler's result as a dict, refusing what cannot become a JSON document."""
     if not isinstance(result, Mapping):
         raise PermanentError(errors.INTERNAL_ERROR, f"handler returned {type(result).__name__}, expected a dict")
-    try:
-        json.dumps(result)
-    except (TypeError, ValueError) as exc:
-        raise PermanentError(errors.INTERNAL_ERROR, f"handler result is not JSON-serialisable: {exc}") from exc
+    if not _plain_json(result):  # anything else is encoded to find out (the result document is encoded anyway)
+        try:
+            json.dumps(result)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise PermanentError(errors.INTERNAL_ERROR, f"handler result is not JSON-serialisable: {exc}") from exc
     return dict(result)
+
+
+_PLAIN_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+PLAIN_DEPTH: Final = 64
+
+
+def _plain_json(value: Any, depth: int = 0) -> bool:
+    """True when `value` is built of dicts with string keys, lists and plain scalars only, at most PLAIN_DEPTH
+    deep: json.dumps takes such a value for sure. A walk over types is much cheaper than encoding a result with
+    thousands of floats (an embedding's vectors); False only means "encode it to find out"."""
+    if depth > PLAIN_DEPTH:
+        return False  # deep or circular
+    if type(value) is dict:
+        return all(type(k) is str for k in value) and all(
+            type(v) in _PLAIN_SCALARS or _plain_json(v, depth + 1) for v in value.values()
+        )
+    if type(value) is list:
+        return all(type(v) in _PLAIN_SCALARS or _plain_json(v, depth + 1) for v in value)
+    return type(value) in _PLAIN_SCALARS
 
 
 def main(conn: Connection, settings: Settings, kind: str, sink_factory: SinkFactory) -> None:

@@ -10,8 +10,9 @@ Every received message ends in exactly one outcome (docs/design.md, "Outcomes"):
 At-least-once: a message may be delivered twice (a lease lost, a worker killed); the result is written at most
 once and a job whose result exists is acknowledged without running, so handlers must be idempotent.
 
-Threads: the poller receives (blocking long polls); this loop owns everything else, so no state is shared but
-the inbox and the slot capacity.
+Threads: the poller receives (blocking long polls); the sender makes the settling calls the loop decided (notices,
+deletes, visibility changes), in order; this loop owns everything else, so no state is shared but the inbox, the
+slot capacity and the sender's queue of decided batches.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import re
 import threading
 import time
@@ -55,6 +57,35 @@ POLL_JOIN_MARGIN_S: Final = 5.0  # a long poll in flight at shutdown returns wit
 # many pending jobs of the type at once.
 DEFAULT_BATCH_SIZES: Final[Mapping[str, int]] = {name: spec.batch for name, spec in SPECS.items() if spec.batch > 1}
 FLUSH_DELAY_S: Final = 0.5  # well inside any lease (renewed at half-life, >= 5 s left), so nothing lapses
+SENDER_BACKLOG: Final = 4  # batches of settling calls that may wait for the sender thread before the loop waits
+
+
+class Sender(threading.Thread):
+    """Makes the loop's settling calls (notices, deletes, visibility changes) in the order they were decided, so
+    the loop goes on dispatching while SQS answers. At most SENDER_BACKLOG plans wait; beyond that the loop
+    waits too, so settled-but-undeleted messages stay bounded. `close` sends what is left and stops."""
+
+    def __init__(self, send: Callable[[list[tuple[Message, str | None]], list[tuple[Message, int]]], None]) -> None:
+        super().__init__(name="ai-worker-sender", daemon=True)
+        self._send = send
+        self._plans: queue.Queue[tuple[list[tuple[Message, str | None]], list[tuple[Message, int]]] | None] = (
+            queue.Queue(maxsize=SENDER_BACKLOG)
+        )
+
+    def submit(self, acks: list[tuple[Message, str | None]], changes: list[tuple[Message, int]]) -> None:
+        self._plans.put((acks, changes))
+
+    def close(self) -> None:
+        if self.is_alive():
+            self._plans.put(None)
+            self.join()
+
+    def run(self) -> None:
+        while (plan := self._plans.get()) is not None:
+            try:
+                self._send(*plan)
+            except Exception:  # each call already logs and survives its own failure; this is a bug
+                log.exception("sending settled messages failed; they come back after their lease")
 
 
 @dataclass
@@ -124,7 +155,9 @@ class Engine:
         self.weights = queue_weights(settings, kind)
         self.slot_count = settings.slots or default_slots(kind)
         self.capacity = Capacity(self.slot_count)
-        self.prefetch = Prefetch(self.slot_count, settings.prefetch_max, settings.visibility_timeout_s)
+        self.prefetch = Prefetch(
+            self.slot_count, settings.prefetch_max, settings.visibility_timeout_s, batch_sizes=self.batch_sizes
+        )
         self.inbox = Inbox()
         self.leases = Leases(settings.visibility_timeout_s)
         self.pending: deque[Job] = deque()
@@ -134,6 +167,7 @@ class Engine:
         self._acks: list[tuple[Message, str | None]] = []
         self._visibility: list[tuple[Message, int]] = []
         self._poller: Poller | None = None
+        self._sender: Sender | None = None
         self._stall_logged = False
         self._beat_at = 0.0
         self._batch_since: float | None = None  # when the oldest unsent delete/notice/visibility change was made
@@ -164,6 +198,8 @@ class Engine:
             visibility_s=self.settings.visibility_timeout_s,
         )
         self._poller = poller
+        self._sender = Sender(self._send)
+        self._sender.start()
         poller.start()
         try:
             self._loop(pool, poller)
@@ -217,6 +253,8 @@ class Engine:
         self._release(self.leases.messages(), "held when the worker stopped")
         self.running.clear()
         self._flush(force=True)
+        if self._sender is not None:
+            self._sender.close()  # everything decided is sent before the worker stops
         pool.close()
         self.inbox.close()
         self.protection.update(False)
@@ -425,11 +463,9 @@ class Engine:
     # --- batched calls and housekeeping ----------------------------------------------------------------
 
     def _flush(self, force: bool = False) -> None:
-        """Send what was decided, in batches: notices first, then deletes of the messages whose notice went out
-        (a message whose notice could not be sent is kept and comes back after a backoff, and its redelivery
-        re-sends the notice: notices are at-least-once), then visibility changes (retries, releases and lease
-        renewals together). Settled messages wait up to FLUSH_DELAY_S for company, so a busy worker deletes and
-        notifies ten at a time; renewals and shutdown go at once."""
+        """Hand what was decided to the sender thread, in batches: settled messages wait up to FLUSH_DELAY_S for
+        company, so a busy worker deletes and notifies ten at a time; renewals and shutdown go at once. The loop
+        does not wait for the calls (it goes on dispatching), unless the sender is SENDER_BACKLOG plans behind."""
         renewals = self.leases.due()
         waiting = bool(self._acks or self._visibility)
         if not (renewals or waiting):
@@ -443,6 +479,15 @@ class Engine:
         self._batch_since = None
         acks, self._acks = self._acks, []
         changes, self._visibility = self._visibility + renewals, []
+        if self._sender is not None and self._sender.is_alive():
+            self._sender.submit(acks, changes)
+        else:  # not started, or gone: the calls are made here
+            self._send(acks, changes)
+
+    def _send(self, acks: list[tuple[Message, str | None]], changes: list[tuple[Message, int]]) -> None:
+        """Notices first, then deletes of the messages whose notice went out (a message whose notice could not be
+        sent is kept and comes back after a backoff, and its redelivery re-sends the notice: notices are
+        at-least-once), then visibility changes (retries, releases and lease renewals together)."""
         deletes = [m for m, body in acks if body is None or not self.settings.results_queue]
         notified = [(m, body) for m, body in acks if body is not None and self.settings.results_queue]
         if notified:
@@ -456,7 +501,7 @@ class Engine:
                         delay,
                         extra={"outcome": "notice_failed", "message_id": message.message_id},
                     )
-                    changes.append((message, min(delay, visibility_left(message, time.time()))))
+                    changes = [*changes, (message, min(delay, visibility_left(message, time.time())))]
                 else:
                     deletes.append(message)
         if deletes:

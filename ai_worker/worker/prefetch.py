@@ -8,12 +8,17 @@ deciding): a buffered message should wait at most `target_wait_s` (by default 2 
 of the lease) before a slot takes it. Short jobs (tens of milliseconds) get the whole `max_extra`; a 30 s job type
 gets none. Until a job type has been timed, nothing is prefetched. Buffered messages are leased and renewed like
 running ones and are released at once on drain.
+
+A batchable job type (`JobSpec(batch=N)`) needs more: the engine forms its batches from the messages it holds, so
+to hand every slot a full batch while the next one waits, the worker must hold `(slots + 1) * N` of them. While
+such a type was seen recently, the limit is raised to that (`max_extra` stays the limit for everything else); the
+wait bound above still applies, so a batch is held only while its jobs are short.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final
 
 EWMA_WEIGHT: Final = 0.2  # the newest time's share of the average
@@ -29,9 +34,11 @@ class Prefetch:
         visibility_s: float,
         target_wait_s: float = TARGET_WAIT_S,
         clock: Callable[[], float] = time.monotonic,
+        batch_sizes: Mapping[str, int] | None = None,
     ) -> None:
         self.slots = slots
         self.max_extra = max_extra
+        self.batch_sizes = {t: n for t, n in (batch_sizes or {}).items() if n > 1}
         self.target_wait_s = min(target_wait_s, visibility_s / 4)
         self._clock = clock
         self._times: dict[str, tuple[float, float]] = {}  # job type -> (average busy seconds, last seen)
@@ -42,16 +49,29 @@ class Prefetch:
         average = busy_s if previous is None else (1 - EWMA_WEIGHT) * previous[0] + EWMA_WEIGHT * busy_s
         self._times[job_type] = (average, self._clock())
 
-    def slowest_s(self) -> float | None:
+    def _recent(self) -> dict[str, float]:
         now = self._clock()
-        recent = [avg for avg, seen in self._times.values() if now - seen <= MEMORY_S]
-        return max(recent) if recent else None
+        return {t: avg for t, (avg, seen) in self._times.items() if now - seen <= MEMORY_S}
+
+    def slowest_s(self) -> float | None:
+        recent = self._recent()
+        return max(recent.values()) if recent else None
+
+    def limit(self) -> int:
+        """The most messages held beyond the slots now: `max_extra`, or what keeps full batches coming for a
+        batchable job type seen recently (one batch per slot running and one waiting)."""
+        if self.max_extra <= 0:
+            return 0
+        recent = self._recent()
+        batches = [(self.slots + 1) * n - self.slots for t, n in self.batch_sizes.items() if t in recent]
+        return max([self.max_extra, *batches])
 
     def extra(self) -> int:
         """Messages to hold beyond the slots now."""
-        slowest = self.slowest_s()
-        if slowest is None or self.max_extra <= 0:
+        recent = self._recent()
+        if not recent or self.max_extra <= 0:
             return 0
-        # A message behind `extra` others waits about extra * slowest / slots.
-        fits = int(self.target_wait_s * self.slots / max(slowest, 1e-3))
-        return max(0, min(self.max_extra, fits))
+        # A message behind `extra` others waits about extra * slowest / slots (for batched jobs, the slowest is
+        # the time per job in a batch, so the same holds).
+        fits = int(self.target_wait_s * self.slots / max(max(recent.values()), 1e-3))
+        return max(0, min(self.limit(), fits))

@@ -32,6 +32,9 @@ SPAWN: Final = multiprocessing.get_context("spawn")
 KILL_JOIN_S: Final = 5.0  # SIGKILL cannot be ignored; this only bounds reaping
 STOP_JOIN_S: Final = 3.0  # an idle process exits at once when asked
 MEMORY_CHECK_S: Final = 0.25  # RSS sampling period: a runaway allocation is caught within this
+# How often the job process's children are listed anew (psutil reads every process's /proc stat file to find
+# them, costly on a busy host); the RSS of those found is still read every MEMORY_CHECK_S.
+CHILDREN_SCAN_S: Final = 1.0
 RESPAWN_MIN_INTERVAL_S: Final = 1.0  # a process that dies at start-up is not restarted in a tight loop
 
 
@@ -52,6 +55,9 @@ class Slot:
         self.running: Running | None = None
         self.ready = False  # set when the process reports its imports are done
         self.spawned_at = 0.0
+        self._ps: psutil.Process | None = None  # the job process, for memory checks
+        self._children: list[psutil.Process] = []
+        self._children_at = float("-inf")
         self.process, self.conn = self._spawn()
 
     def _spawn(self) -> tuple[multiprocessing.process.BaseProcess, Connection]:
@@ -63,6 +69,7 @@ class Slot:
         child_end.close()
         self.ready = False
         self.spawned_at = time.monotonic()
+        self._ps, self._children, self._children_at = None, [], float("-inf")
         return process, parent_end
 
     def assign(self, keys: Sequence[str], task: JobTask | list[JobTask], limit_s: float, memory_bytes: int) -> None:
@@ -72,14 +79,22 @@ class Slot:
         self.running = Running(tuple(keys), time.monotonic(), limit_s, memory_bytes)
 
     def rss_bytes(self) -> int:
-        """Resident memory of the job process and everything it started (0 once it is gone)."""
+        """Resident memory of the job process and everything it started (0 once it is gone). Its children are
+        listed at most every CHILDREN_SCAN_S; a child started since is counted from the next listing on."""
         try:
-            proc = psutil.Process(self.process.pid)
-            return int(proc.memory_info().rss) + sum(
-                int(c.memory_info().rss) for c in proc.children(recursive=True) if c.is_running()
-            )
+            if self._ps is None or self._ps.pid != self.process.pid:
+                self._ps = psutil.Process(self.process.pid)
+            proc = self._ps
+            now = time.monotonic()
+            if now - self._children_at >= CHILDREN_SCAN_S:
+                self._children, self._children_at = proc.children(recursive=True), now
+            total = int(proc.memory_info().rss)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             return 0
+        for child in self._children:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):  # ended since it was listed
+                total += int(child.memory_info().rss)
+        return total
 
     def replace(self) -> None:
         """Kill the process (whatever it is doing) and start a fresh one."""

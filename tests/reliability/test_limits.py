@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 from worker.fake_handlers import runs
-from worker.harness import connect, create_infra, make_settings, send_job, thread_worker, wait_result
+from worker.harness import connect, create_infra, make_settings, send_job, thread_worker, wait_for, wait_result
 
 pytestmark = pytest.mark.slow
 
@@ -103,3 +103,39 @@ def test_a_job_type_s_declared_limits_apply_capped_by_the_worker_s(tmp_path: Pat
     finally:
         jobs.unregister("limited_toy")
         jobs.unregister("greedy_toy")
+
+
+CHILD_HOG = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "b = bytearray(96 << 20); b[::4096] = b'x' * len(b[::4096]); "
+                          "print('ready', flush=True); import time; time.sleep(60)"], stdout=subprocess.PIPE)
+child.stdout.readline()
+print(child.pid, flush=True)
+import time; time.sleep(60)
+"""
+
+
+def test_a_job_process_s_memory_includes_what_its_children_hold() -> None:
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from ai_worker.worker.slots import Slot
+
+    parent = subprocess.Popen([sys.executable, "-c", CHILD_HOG], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child = psutil.Process(int(parent.stdout.readline()))
+        slot = Slot.__new__(Slot)  # the memory check alone, on a stand-in for the job process
+        slot.process = SimpleNamespace(pid=parent.pid)  # type: ignore[assignment]
+        slot._ps, slot._children, slot._children_at = None, [], float("-inf")
+        own = psutil.Process(parent.pid).memory_info().rss
+        assert slot.rss_bytes() >= own + (96 << 20)
+        child.kill()
+        gone = lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE  # noqa: E731
+        wait_for(gone, 10, "the child to end")
+        assert own <= slot.rss_bytes() < own + (96 << 20)  # a child that ended since it was listed counts nothing
+    finally:
+        parent.kill()
+        parent.wait(10)
+    assert slot.rss_bytes() == 0  # the job process is gone

@@ -6,8 +6,10 @@ tests/reliability/."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,6 +58,37 @@ def test_failed_notice_keeps_the_message_and_redelivery_re_sends_it(tmp_path: Pa
         wait_for(lambda: world.broker.counts(world.settings.queue_names["lite"]) == (0, 0), 10, "deleted")
     assert [n["job_id"] for n in notices] == [job_id]
     assert len(runs(marker)) == 1
+
+
+def test_jobs_keep_running_while_a_delete_call_hangs_and_nothing_is_lost(tmp_path: Path) -> None:
+    # Settling calls go out on the sender thread: a slow SQS answer does not stop the loop from dispatching.
+    world = MemoryWorld(memory_settings(tmp_path, slots=1))
+    marker = str(tmp_path / "runs")
+    basic = world.settings.queue_names["basic"]
+    in_call, release = threading.Event(), threading.Event()
+    delete = world.broker.delete
+
+    def hanging_delete(messages: Any) -> Any:
+        in_call.set()
+        release.wait(60)
+        return delete(messages)
+
+    world.broker.delete = hanging_delete  # type: ignore[method-assign]
+    with world.worker() as worker:
+        try:
+            first = world.send_job("basic", "omr_grading", do="echo", marker=marker)
+            world.wait_result(first)
+            wait_for(in_call.is_set, 10, "a delete call in flight")
+            later = [world.send_job("basic", "omr_grading", do="echo", marker=marker) for _ in range(3)]
+            for job_id in later:
+                world.wait_result(job_id)  # run while the delete call hangs
+            assert world.broker.calls.get("DeleteMessageBatch", 0) == 0  # the first delete is still in flight
+        finally:
+            release.set()
+        wait_for(lambda: world.broker.counts(basic) == (0, 0), 10, "every message deleted")
+        assert worker.stop() == 0
+    assert sorted(r["job_id"] for r in runs(marker)) == sorted([first, *later])  # each exactly once
+    assert {n["job_id"] for n in world.notices()} == {first, *later}
 
 
 def test_job_longer_than_its_lease_runs_once(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ai_worker.worker.engine import DEFAULT_BATCH_SIZES
 from ai_worker.worker.prefetch import MEMORY_S, Prefetch
 
 from .fake_handlers import runs
@@ -25,6 +26,28 @@ def test_buffer_follows_the_slowest_recent_job_type() -> None:
     prefetch.record("ocr", 3.0)  # averaged: 0.8 * 0.05 + 0.2 * 3.0 = 0.64 s
     assert prefetch.extra() == 6  # 2 s * 2 slots / 0.64 s
     assert Prefetch(slots=2, max_extra=10, visibility_s=4).target_wait_s == 1.0  # at most a quarter of a lease
+
+
+def test_a_batchable_job_type_holds_enough_for_a_full_batch_per_slot_and_one_waiting() -> None:
+    now = [0.0]
+    prefetch = Prefetch(
+        slots=1, max_extra=10, visibility_s=120, clock=lambda: now[0], batch_sizes={"embedding": 16, "ocr": 1}
+    )
+    prefetch.record("ocr", 0.01)
+    assert prefetch.extra() == 10  # not batchable: the usual limit
+    prefetch.record("embedding", 0.01)
+    assert prefetch.extra() == 31  # 16 running and 16 waiting, beyond the one slot
+    now[0] += MEMORY_S + 1
+    prefetch.record("ocr", 0.01)
+    assert prefetch.extra() == 10  # no embedding job for a while: back to the usual limit
+    two = Prefetch(slots=2, max_extra=10, visibility_s=120, batch_sizes={"embedding": 16})
+    two.record("embedding", 0.01)
+    assert two.extra() == 46  # 3 batches of 16, beyond the two slots
+    two.record("embedding", 0.5)  # averaged: 0.8 * 0.01 + 0.2 * 0.5 = 0.108 s per job
+    assert two.extra() == 37  # still bounded by the wait: 2 s * 2 slots / 0.108 s
+    off = Prefetch(slots=1, max_extra=0, visibility_s=120, batch_sizes={"embedding": 16})
+    off.record("embedding", 0.01)
+    assert off.extra() == 0  # 0 turns prefetch off, batches included
 
 
 def test_short_jobs_are_received_in_full_batches_and_each_runs_once(tmp_path: Path) -> None:
@@ -79,3 +102,22 @@ def test_batchable_jobs_run_together_with_independent_outcomes(tmp_path: Path) -
     assert world.result(flaky) is None  # retried on its own, never failed with the batch
     noticed = {n["job_id"] for n in world.notices()}
     assert set(docs) <= noticed and flaky not in noticed
+
+
+def test_default_settings_hold_full_batches_beyond_the_prefetch_limit(tmp_path: Path) -> None:
+    world = MemoryWorld(memory_settings(tmp_path, slots=1))
+    marker = str(tmp_path / "runs")
+    size = DEFAULT_BATCH_SIZES["embedding"]
+    assert size > 1 + world.settings.prefetch_max  # more than one slot and the usual buffer could hand over
+    with world.worker(kind="gpu"):
+        for _ in range(3):  # times the type as short: the buffer opens to (1 + 1) * size - 1
+            world.wait_result(world.send_job("premium", "embedding", do="echo"))
+        blocker = world.send_job("premium", "embedding", do="sleep", seconds=2, marker=marker)
+        wait_for(lambda: runs(marker), 20, "the slot busy")
+        ids = [world.send_job("premium", "embedding", do="echo", value=i, marker=marker) for i in range(2 * size)]
+        for job_id in [blocker, *ids]:
+            world.wait_result(job_id)
+    batches = [r.get("batch", 1) for r in runs(marker) if r["job_id"] in ids]
+    assert max(batches) == size, batches  # a full batch was held while the slot was busy
+    ran = sorted(r["job_id"] for r in runs(marker) if r["job_id"] in ids and "do" in r)
+    assert ran == sorted(ids)  # each exactly once

@@ -74,3 +74,34 @@ def test_blob_store_failures_are_transient(moto_endpoint: str, unique_prefix: st
     assert put_error.value.code == "blob_store_failed"
     with pytest.raises(TransientError):
         blobs.get("cache/x.bin")
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        {"vectors": [[0.1, -2.5e-300, float("nan")]], "n": 3, "ok": True, "none": None, "s": "\u00e9"},
+        {"nested": {"a": [{"b": [1, 2, {"c": "d"}]}]}},
+        {"tuple": (1, 2)},  # not plain: encoded to find out, and JSON has lists for it
+        {1: "an int key"},  # json.dumps turns it into "1"
+    ],
+)
+def test_a_result_json_can_encode_is_accepted_as_is(result: dict[object, object]) -> None:
+    from ai_worker.worker.child import _checked
+
+    assert _checked(result) == result
+
+
+def test_a_result_json_cannot_encode_is_refused() -> None:
+    import numpy as np
+
+    from ai_worker.errors import PermanentError
+    from ai_worker.worker.child import _checked
+
+    circular: dict[str, object] = {}
+    circular["self"] = circular
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    for bad in ({"set": {1, 2}}, {"f32": [np.float32(0.5)]}, {"obj": object()}, circular, {"deep": deep}, [1]):
+        with pytest.raises(PermanentError):
+            _checked(bad)

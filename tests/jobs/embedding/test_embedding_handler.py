@@ -153,3 +153,20 @@ def test_a_batch_of_jobs_matches_the_jobs_one_by_one_and_keeps_errors_apart() ->
         alone = run(payload)
         assert result["count"] == alone["count"] == len(payload["texts"])
         assert np.allclose(result["vectors"], alone["vectors"], atol=1e-5)
+
+
+def test_the_inline_size_bound_is_never_below_the_encoded_size() -> None:
+    import json
+
+    import numpy as np
+
+    from ai_worker.jobs.embedding import _json_size_bound
+
+    rng = np.random.default_rng(7)
+    for vectors in (
+        rng.standard_normal((3, 384)).astype("float32"),
+        np.full((2, 5), -1.2345678e-38, dtype="float32"),  # the longest reprs float32 values get
+        np.array([[np.finfo("float32").min, np.nan, np.inf, 0.0]], dtype="float32"),
+        np.zeros((1, 1), dtype="float32"),
+    ):
+        assert _json_size_bound(vectors) >= len(json.dumps(vectors.tolist()))
