@@ -42,7 +42,6 @@ from ai_worker.jobs.context import JobContext
 from ai_worker.jobs.imaging import decode_image, ink_mask, is_pdf, join_marks, remove_specks
 from ai_worker.jobs.pages import int_field, load_pages
 
-HEIGHT_WEIGHT_CAP = 2.0  # a mark weighs its area, at most 2x its height squared, in the text height's median
 SPECK_AREA = 5  # pixels: dust and noise below this are never ink
 RULE_MIN_TEXT = 8  # a straight run longer than 8 text heights ...
 RULE_MIN_SHARE = 0.2  # ... and than 20 % of the region's side is a rule (box border, underline), not writing
@@ -61,6 +60,7 @@ POLYGON_EPS_PX = 1.5
 POLYGON_EDGE_TEXT = 2.0  # ... after which a drawing keeps >= 2 text heights of contour per vertex, ...
 POLYGON_FEW_VERTICES = 20  # ... or, with at most 20 vertices (a figure's polyline of 6 segments: ~16), ...
 POLYGON_FEW_EDGE_TEXT = 1.2  # ... >= 1.2 text heights; sharp-cornered writing reaches 1.3-1.6 with 28-60 vertices
+LINE_MIN_INK = 0.15  # a line holds at least 0.15 text heights squared of ink (a letter's worth)
 WORD_JOIN_TEXT = 1.5  # marks closer than 1.5 text heights join one line
 LINE_JOIN_DOWN_TEXT = 0.0  # no vertical joining: stacked written lines stay apart
 BASELINE_TOL_TEXT = 0.1  # a contour column within 0.1 text heights (>= 1 px) of a straight line is on it
@@ -89,10 +89,13 @@ UPRIGHT_MIN_ALIGNED = 0.6  # ... when its bottom and top contours are also fairl
 UPRIGHT_MAX_SIZE = 5.0  # ... and its letters at most 5 text heights tall (titles; large writing is not upright)
 UPRIGHT_ANY_SHARE = 0.46  # 46 % upright: type whatever its contours (generated handwriting: 95th percentile 0.40)
 PEN_MAX_UPRIGHT = 0.7  # coloured lines this upright are ruled (printed grid boxes, coloured rules), not pen
-FOREIGN_MIN_SIZE = 1.7  # a mark in a printed line 1.7x as tall as its tallest other marks (a tick), ...
-FOREIGN_LOOP_SIZE = 1.3  # ... or 1.3x and around one of them (a loop around a choice), ...
+FOREIGN_MIN_SIZE = 1.7  # a curved mark in a printed line 1.7x as tall as its tallest other marks, ...
+FOREIGN_LOOP_SIZE = 1.3  # ... or 1.3x and around one of them (a loop around a choice) or slanted (a tick), ...
 FOREIGN_MIN_TEXT = 1.2  # ... at least 1.2 text heights tall ...
-FOREIGN_MIN_ASPECT = 0.6  # ... and 0.6x as wide as tall, and curved (CLEAR_MAX_UPRIGHT), is written there
+FOREIGN_MIN_ASPECT = 0.6  # ... and 0.6x as wide as tall is written there
+FOREIGN_TICK_UPRIGHT = 0.12  # a mark with under 12 % of its edges upright is slanted strokes (a tick)
+FOREIGN_LETTER_TEXT = 0.5  # the line's letters are its marks at least half a text height tall ...
+FOREIGN_LETTER_AREA = 0.15  # ... and of 0.15 text heights squared in area
 PEN_MIN_HUE = 0.2  # ink whose channels pass the paper's light in shares 0.2 apart (max - min) is coloured pen
 FAINT_COLOUR_CHROMA = 30  # coloured ink (chroma >= 30) ...
 FAINT_COLOUR_CONTRAST = 90  # ... less than 90 grey levels darker than the paper is a printed tint, not pen
@@ -120,9 +123,6 @@ SMALL_TEXT_PX = 7  # letters at most 7 px tall (a 60-90 dpi scan) are measured a
 SMALL_IMAGE_PX = 1400  # ... in an image under 1400 px on its longer side
 MAX_UPSCALES = 1  # ... once
 MIN_REGION_PX = 16  # a payload.bbox must leave at least 16x16 px to measure
-
-
-_TRACE: list | None = None
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,7 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
         # is writing without making the print writing. Coloured lines drawn with a ruler (printed grid boxes,
         # coloured rules) are not.
         pen = _pen_ink(ink, gray, color)
-        ink = cv2.subtract(ink, pen)
+        ink = cv2.subtract(ink, pen)  # the rest, print and pencil or black pen, is judged line by line below
         for line in _lines(pen, text_h):
             if _upright_share(line.own, line.x, line.y, gx, gy, 0.0) >= PEN_MAX_UPRIGHT:
                 printed_lines += 1
@@ -219,49 +219,27 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
     # The page's print size: the typical letter height of the lines that sit on a straight baseline.
     baseline_heights = [line.size for line, on in zip(lines, on_baseline, strict=True) if on >= PRINTED_MIN_ON_BASELINE]
     print_size = float(np.median(baseline_heights)) if baseline_heights else 0.0
-    marks: tuple[np.ndarray, np.ndarray] | None = None  # the ink's marks (labels, stats), labelled when first needed
+    marks: list[np.ndarray] = []  # the ink's marks (labels, stats), labelled when first needed
     for line, bottom, top in zip(lines, on_baseline, on_topline, strict=True):
         relative_size = line.size / print_size if print_size else math.inf
         upright = _upright_share(line.own, line.x, line.y, gx, gy, slope)
-        if _TRACE is not None:
-            _TRACE.append(
-                dict(
-                    x=line.x,
-                    y=line.y,
-                    h=line.own.shape[0],
-                    w=line.own.shape[1],
-                    size=line.size / text_h,
-                    up=upright,
-                    b=bottom,
-                    t=top,
-                    rel=relative_size,
-                    n=len(line.xs) / text_h,
-                    ink=int(line.own.sum()),
-                )
-            )
         if _is_printed(bottom, top, relative_size, len(line.xs) / text_h) or _is_upright_type(
             upright, bottom + top, line.size / text_h
         ):
             printed_lines += 1
             # A printed line can hold a written mark: a loop drawn around a choice, a tick beside it.
-            if marks is None:
-                marks = cv2.connectedComponentsWithStats(ink, connectivity=8)[1:3]
-            for own, x, y in _foreign_marks(line, *marks, text_h):
-                if _upright_share(own, x, y, gx, gy, slope) < CLEAR_MAX_UPRIGHT:
-                    written_lines += 1
-                    _paint(written, own, x, y)
-                    _paint(clear, own, x, y)
+            marks = marks or list(cv2.connectedComponentsWithStats(ink, connectivity=8)[1:3])
+            for own, x, y in _foreign_marks(line, marks[0], marks[1], text_h, gx, gy, slope):
+                written_lines += 1
+                _paint(written, own, x, y)
+                _paint(clear, own, x, y)
             continue
-        if _TRACE is not None:
-            _TRACE[-1]["W"] = True
         if upright < CLEAR_MAX_UPRIGHT and bottom + top < CLEAR_MAX_ALIGNED:
             _paint(clear, line.own, line.x, line.y)
         else:  # a loop around a printed choice or a tick beside it is clear, whatever the letters in the line
-            if marks is None:
-                marks = cv2.connectedComponentsWithStats(ink, connectivity=8)[1:3]
-            for own, x, y in _foreign_marks(line, *marks, text_h):
-                if _upright_share(own, x, y, gx, gy, slope) < CLEAR_MAX_UPRIGHT:
-                    _paint(clear, own, x, y)
+            marks = marks or list(cv2.connectedComponentsWithStats(ink, connectivity=8)[1:3])
+            for own, x, y in _foreign_marks(line, marks[0], marks[1], text_h, gx, gy, slope):
+                _paint(clear, own, x, y)
         written_lines += 1
         _paint(written, line.own, line.x, line.y)
     # The written zone: handwritten ink grown by half a text height, so it covers the space between strokes and only
@@ -277,7 +255,7 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
     hw_pixels = int(written.sum())
     digit_share, components = _digit_share(written)
     return Measure(
-        ink_coverage=float(ink.sum()) / region_area,
+        ink_coverage=float(ink.sum() + written.sum() - (written & ink).sum()) / region_area,
         handwriting_coverage=hw_pixels / region_area,
         writing_area=writing_area,
         writing_present=present,
@@ -413,45 +391,51 @@ def _lines(ink: np.ndarray, text_h: float) -> list[_Line]:
         if min(w, h) <= max(SLIVER_PX, RULE_REMNANT_TEXT * text_h) or max(w, h) < text_h / 2:
             continue  # a dot, or what is left of an erased rule by its anti-aliased, noisy edges
         own = (labels[y : y + h, x : x + w] == i) & (ink[y : y + h, x : x + w] > 0)
-        if not own.any():
-            continue  # the closing alone made it: no ink of its own
+        if own.sum() < LINE_MIN_INK * text_h**2:
+            continue  # the closing made it of a few pixels of ink: dust
         lines.append(_Line(x, y, own, *_contours(own, x, y)))
     return lines
 
 
 def _foreign_marks(
-    line: _Line, labels: np.ndarray, stats: np.ndarray, text_h: float
+    line: _Line, labels: np.ndarray, stats: np.ndarray, text_h: float, gx: np.ndarray, gy: np.ndarray, slope: float
 ) -> list[tuple[np.ndarray, int, int]]:
-    """The marks of a printed line far taller than its letters and not thin: (ink crop, x, y) of each.
+    """The written marks inside a line of print: (ink crop, x, y) of each.
 
     Type is set at a few sizes: a printed line's marks (letters, digits, brackets, the parts of a Hangul syllable) are
-    at most about as tall as its tallest letters. A tick beside a choice is `FOREIGN_MIN_SIZE` times the tallest of
-    the line's other marks (their 90th percentile height) or more; a loop drawn around a choice encloses a mark of the
-    line and is `FOREIGN_LOOP_SIZE` times as tall. Either is at least `FOREIGN_MIN_TEXT` text heights tall and
-    `FOREIGN_MIN_ASPECT` as wide as tall (brackets, slashes and bars are thin).
+    at most about as tall as its tallest letters (the 90th percentile height of its other marks). A written mark in
+    it is curved or slanted (under `CLEAR_MAX_UPRIGHT` of its edges upright), at least `FOREIGN_MIN_TEXT` text heights
+    tall and `FOREIGN_MIN_ASPECT` as wide as tall (brackets, slashes and bars are thin), and `FOREIGN_MIN_SIZE` times
+    as tall as the tallest letters, or `FOREIGN_LOOP_SIZE` times when it encloses two of them (a loop drawn around a
+    choice; a printed circled digit encloses one) or has hardly an upright edge (`FOREIGN_TICK_UPRIGHT`: a tick
+    beside it; a ring, printed or not, has about 18 %).
     """
     h, w = line.own.shape
     ids = np.unique(labels[line.y : line.y + h, line.x : line.x + w][line.own])
     ids = ids[ids > 0]
     if len(ids) < 3:
         return []
-    x0, y0, widths, heights = (stats[ids, k].astype(np.int64) for k in range(4))
-    letters = heights >= RULE_REMNANT_TEXT * text_h
+    x0, y0, widths, heights, areas = (stats[ids, k].astype(np.int64) for k in range(5))
+    # Letters, not dots, commas or the fibres of a rough paper that touch the line.
+    letters = (heights >= FOREIGN_LETTER_TEXT * text_h) & (areas >= FOREIGN_LETTER_AREA * text_h**2)
     candidates = letters & (widths >= FOREIGN_MIN_ASPECT * heights) & (heights >= FOREIGN_MIN_TEXT * text_h)
     out = []
     for k in np.flatnonzero(candidates):
         others = letters & (np.arange(len(ids)) != k)
         if others.sum() < 2:
             continue
-        tallest = float(np.percentile(heights[others], 90))
-        inside = (
-            (x0 >= x0[k]) & (y0 >= y0[k]) & (x0 + widths <= x0[k] + widths[k]) & (y0 + heights <= y0[k] + heights[k])
-        )
-        loop = bool((inside & others).any())
-        if heights[k] < (FOREIGN_LOOP_SIZE if loop else FOREIGN_MIN_SIZE) * tallest:
+        ratio = heights[k] / float(np.percentile(heights[others], 90))
+        if ratio < FOREIGN_LOOP_SIZE:
             continue
         x, y, mw, mh, _ = stats[ids[k]]
-        out.append((labels[y : y + mh, x : x + mw] == ids[k], int(x), int(y)))
+        own = labels[y : y + mh, x : x + mw] == ids[k]
+        upright = _upright_share(own, int(x), int(y), gx, gy, slope)
+        if upright >= CLEAR_MAX_UPRIGHT:
+            continue
+        right, bottom = x0 + widths, y0 + heights
+        loop = int((others & (x0 >= x) & (y0 >= y) & (right <= x + mw) & (bottom <= y + mh)).sum()) >= 2
+        if ratio >= FOREIGN_MIN_SIZE or loop or upright < FOREIGN_TICK_UPRIGHT:
+            out.append((own, int(x), int(y)))
     return out
 
 
@@ -505,18 +489,13 @@ def _text_height(ink: np.ndarray) -> float:
 
 
 def _median_height(stats: np.ndarray) -> float:
-    """The typical height of the labelled marks (row 0, the background, excluded), at least 4 px: their median height
-    with each mark weighted by its area, up to `HEIGHT_WEIGHT_CAP` times its height squared. Letters outweigh the
-    specks of a fibrous paper or a noisy scan however many there are, and a long rule (thin: a small cap) counts as
-    little as a letter."""
-    heights = stats[1:, cv2.CC_STAT_HEIGHT].astype(np.float64)
-    if not len(heights):
-        return 4.0
-    weights = np.minimum(stats[1:, cv2.CC_STAT_AREA], HEIGHT_WEIGHT_CAP * heights**2)
-    order = np.argsort(heights)
-    cumulative = np.cumsum(weights[order])
-    middle = heights[order][np.searchsorted(cumulative, cumulative[-1] / 2)]
-    return float(max(4.0, middle))
+    """The median height of the labelled marks (row 0, the background, excluded), at least 4 px; specks (at most
+    `NOISY_SPECK_PX` pixels: a fibrous paper's, a noisy scan's) are left out when there are marks besides."""
+    heights = stats[1:, cv2.CC_STAT_HEIGHT]
+    marks = heights[stats[1:, cv2.CC_STAT_AREA] > NOISY_SPECK_PX]
+    if len(marks):
+        heights = marks
+    return float(max(4.0, np.median(heights))) if len(heights) else 4.0
 
 
 def _remove_rules(ink: np.ndarray, text_h: float) -> None:
@@ -644,20 +623,27 @@ def _contours(own: np.ndarray, x: int, y: int) -> tuple[np.ndarray, np.ndarray, 
     return (columns + x).astype(np.float64), (bottoms + y).astype(np.float64), (tops + y).astype(np.float64), size
 
 
+def _line_slope(line: _Line, tol: float) -> float | None:
+    """The slope of a line's baseline, fitted to its bottom contour without descenders and loops; None when too few
+    columns remain to fit."""
+    xs, bottoms = line.xs, line.bottoms
+    keep = np.ones(len(xs), bool)
+    slope = 0.0
+    for _ in range(2):  # refit without descenders and loops
+        slope, intercept = np.polyfit(xs[keep], bottoms[keep], 1)
+        keep = np.abs(bottoms - (slope * xs + intercept)) <= 3 * tol
+        if keep.sum() < 3:
+            return None
+    return float(slope)
+
+
 def _page_slope(long_lines: list[_Line], tol: float) -> float:
     """The median baseline slope of the long lines whose bottom contour mostly lies on a straight line; 0 if none."""
     slopes = []
     for line in long_lines:
-        xs, bottoms = line.xs, line.bottoms
-        keep = np.ones(len(xs), bool)
-        for _ in range(2):  # refit without descenders and loops
-            slope, intercept = np.polyfit(xs[keep], bottoms[keep], 1)
-            keep = np.abs(bottoms - (slope * xs + intercept)) <= 3 * tol
-            if keep.sum() < 3:
-                break
-        else:  # a fit on enough columns: the slope counts if the line is straight enough to be print
-            if _share_on_line(xs, bottoms, slope, tol) >= PRINTED_MIN_ON_BASELINE:
-                slopes.append(slope)
+        slope = _line_slope(line, tol)
+        if slope is not None and _share_on_line(line.xs, line.bottoms, slope, tol) >= PRINTED_MIN_ON_BASELINE:
+            slopes.append(slope)
     return float(np.median(slopes)) if slopes else 0.0
 
 
