@@ -269,6 +269,7 @@ CASE_KINDS = (
     "noise",  # print under heavy sensor noise, salt and pepper, low JPEG quality
     "boxes",  # print and coloured manuscript boxes (or a grey graph grid)
     "seal",  # print and a red seal
+    "highlight",  # print with translucent highlighter bands across lines
     "lowres",  # print scanned at 60-90 dpi
     "tick",  # one tick, in an answer space or beside a choice
     "circle",  # one hand-drawn loop around a printed choice
@@ -413,6 +414,17 @@ def render_case(seed: int, kind: str) -> Case:
         alpha = cv2.GaussianBlur(seal, (0, 0), 1.0).astype(np.float32) / 255 * nrng.uniform(0.4, 1.0, seal.shape)
         red = np.array((50, 40, 200), np.float32) / 255
         canvas *= 1 - alpha[..., None] * (1 - red[None, None, :])
+    elif kind == "highlight":  # bands of yellow, green or pink that multiply the page, edges soft
+        tint = np.array(rng.choice(((90, 240, 250), (130, 250, 150), (210, 150, 250))), np.float32) / 255
+        band = np.zeros((height, width), np.float32)
+        for _ in range(rng.randint(1, 4)):
+            y = rng.randint(80, height - 200)
+            x0 = rng.randint(60, width // 2)
+            cv2.line(
+                band, (x0, y), (x0 + rng.randint(150, width // 2), y + rng.randint(-6, 6)), 1.0, rng.randint(22, 40)
+            )
+        band = cv2.GaussianBlur(band, (0, 0), 2.5) * rng.uniform(0.5, 0.9)
+        canvas *= 1 - band[..., None] * (1 - tint[None, None, :])
     written = kind in ("tick", "circle", "answer", "page")
     if written:
         pen = rng.choice(tuple(PEN_BGR))
