@@ -52,12 +52,15 @@ CIRCLE_MIN_TEXT = 0.8  # rings at least 0.8 text heights across can be told roun
 CIRCLE_MAX_ASPECT = 1.2  # a drawn circle's box is square within 20 %; handwritten loops are taller than wide
 CIRCLE_MIN_ROUNDNESS = 0.85  # 4 pi area / perimeter^2 of a ring's outline and its hole: 1 circle, 0.79 square
 CIRCLE_MIN_HOLE = 0.4  # a ring's hole fills at least 40 % of it (a thin outline, not a blob)
+TICK_MAX_TEXT = 5  # a straight-edged mark under 5 text heights ...
+TICK_MAX_UPRIGHT = 0.2  # ... with under 20 % of its edges upright is a tick (figures have level bases, rules)
 SHAPE_MIN_TEXT = 3  # drawings at least 3 text heights long are checked for straight edges
 POLYGON_EPS_TEXT = 0.15  # contour simplification tolerance: 0.15 text heights (>= POLYGON_EPS_PX) ...
 POLYGON_EPS_PX = 1.5
 POLYGON_EDGE_TEXT = 2.0  # ... after which a drawing keeps >= 2 text heights of contour per vertex, ...
 POLYGON_FEW_VERTICES = 20  # ... or, with at most 20 vertices (a figure's polyline of 6 segments: ~16), ...
 POLYGON_FEW_EDGE_TEXT = 1.2  # ... >= 1.2 text heights; sharp-cornered writing reaches 1.3-1.6 with 28-60 vertices
+LINE_MIN_INK = 0.15  # a line holds at least 0.15 text heights squared of ink (a letter's worth)
 WORD_JOIN_TEXT = 1.5  # marks closer than 1.5 text heights join one line
 LINE_JOIN_DOWN_TEXT = 0.0  # no vertical joining: stacked written lines stay apart
 BASELINE_TOL_TEXT = 0.1  # a contour column within 0.1 text heights (>= 1 px) of a straight line is on it
@@ -85,6 +88,14 @@ UPRIGHT_MIN_SHARE = 0.4  # a line with 40 % of its edge strength upright is type
 UPRIGHT_MIN_ALIGNED = 0.6  # ... when its bottom and top contours are also fairly straight (print 5th pct 0.74)
 UPRIGHT_MAX_SIZE = 5.0  # ... and its letters at most 5 text heights tall (titles; large writing is not upright)
 UPRIGHT_ANY_SHARE = 0.46  # 46 % upright: type whatever its contours (generated handwriting: 95th percentile 0.40)
+PEN_MAX_UPRIGHT = 0.7  # coloured lines this upright are ruled (printed grid boxes, coloured rules), not pen
+FOREIGN_MIN_SIZE = 1.7  # a curved mark in a printed line 1.7x as tall as its tallest other marks, ...
+FOREIGN_LOOP_SIZE = 1.3  # ... or 1.3x and around one of them (a loop around a choice) or slanted (a tick), ...
+FOREIGN_MIN_TEXT = 1.2  # ... at least 1.2 text heights tall ...
+FOREIGN_MIN_ASPECT = 0.6  # ... and 0.6x as wide as tall is written there
+FOREIGN_TICK_UPRIGHT = 0.12  # a mark with under 12 % of its edges upright is slanted strokes (a tick)
+FOREIGN_LETTER_TEXT = 0.5  # the line's letters are its marks at least half a text height tall ...
+FOREIGN_LETTER_AREA = 0.15  # ... and of 0.15 text heights squared in area
 PEN_MIN_HUE = 0.2  # ink whose channels pass the paper's light in shares 0.2 apart (max - min) is coloured pen
 FAINT_COLOUR_CHROMA = 30  # coloured ink (chroma >= 30) ...
 FAINT_COLOUR_CONTRAST = 90  # ... less than 90 grey levels darker than the paper is a printed tint, not pen
@@ -160,8 +171,9 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
     if color is not None:
         # Highlighter: translucent colour that leaves the brightest channel as bright as the paper; pen, pencil and
         # print darken every channel. Only ink that darkens the brightest channel too counts.
-        ink &= ink_mask(np.max(color, axis=2), HIGHLIGHT_MIN_CONTRAST)
-        chroma = (np.max(color, axis=2).astype(np.int16) - np.min(color, axis=2)).astype(np.uint8)
+        brightest, darkest = _channel_extremes(color)
+        ink &= ink_mask(brightest, HIGHLIGHT_MIN_CONTRAST)
+        chroma = cv2.subtract(brightest, darkest)
         # Faint coloured lines (graph paper, printed grid boxes, the edges of a swipe) are not pen ink: coloured ink
         # that is not also `FAINT_COLOUR_CONTRAST` darker than the paper is dropped. Grey pencil is not coloured.
         ink[(chroma >= FAINT_COLOUR_CHROMA) & (ink_mask(gray, FAINT_COLOUR_CONTRAST) == 0)] = 0
@@ -176,21 +188,28 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
         return measure(bigger(gray), color=None if color is None else bigger(color), _upscaled=_upscaled + 1)
     text_h = _text_height(ink)
     _remove_rules(ink, text_h)
-    _remove_drawings(ink, text_h)
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+    _remove_drawings(ink, text_h, gx, gy)
     # Bubbles can outnumber the letters (an answer sheet); without them, the text height is the letters' again.
     text_h = _remove_solid(ink)
-    join = max(3, round(WORD_JOIN_TEXT * text_h))
-    joined = join_marks(ink, join, max(1, round(LINE_JOIN_DOWN_TEXT * text_h)))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
-    lines = []
-    for i in range(1, count):
-        x, y, w, h, _ = stats[i]
-        if min(w, h) <= max(SLIVER_PX, RULE_REMNANT_TEXT * text_h) or max(w, h) < text_h / 2:
-            continue  # a dot, or what is left of an erased rule by its anti-aliased, noisy edges
-        own = (labels[y : y + h, x : x + w] == i) & (ink[y : y + h, x : x + w] > 0)
-        if not own.any():
-            continue  # the closing alone made it: no ink of its own
-        lines.append(_Line(x, y, own, *_contours(own, x, y)))
+    written = np.zeros_like(ink)
+    clear = np.zeros_like(ink)  # the writing that is clearly writing: coloured pen, or neither upright nor aligned
+    printed_lines = written_lines = 0
+    if color is not None:
+        # Coloured pen, mark by mark: a blue tick beside black print, or red writing that touches a printed line,
+        # is writing without making the print writing. Coloured lines drawn with a ruler (printed grid boxes,
+        # coloured rules) are not.
+        pen = _pen_ink(ink, gray, color)
+        ink = cv2.subtract(ink, pen)  # the rest, print and pencil or black pen, is judged line by line below
+        for line in _lines(pen, text_h):
+            if _upright_share(line.own, line.x, line.y, gx, gy, 0.0) >= PEN_MAX_UPRIGHT:
+                printed_lines += 1
+                continue
+            written_lines += 1
+            _paint(written, line.own, line.x, line.y)
+            _paint(clear, line.own, line.x, line.y)
+    lines = _lines(ink, text_h)
     # Every printed line of a page shares one slope (the scan's skew); measured on long lines, where it is certain,
     # it lets short ones ("(4) 7", a lone label) be judged on a straight baseline with no slope of their own to fit.
     tol = max(1.0, BASELINE_TOL_TEXT * text_h)
@@ -200,28 +219,29 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
     # The page's print size: the typical letter height of the lines that sit on a straight baseline.
     baseline_heights = [line.size for line, on in zip(lines, on_baseline, strict=True) if on >= PRINTED_MIN_ON_BASELINE]
     print_size = float(np.median(baseline_heights)) if baseline_heights else 0.0
-    written = np.zeros_like(ink)
-    clear = np.zeros_like(
-        ink
-    )  # the written lines that are clearly writing: coloured pen, or neither upright nor aligned
-    printed_lines = written_lines = 0
-    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+    marks: list[np.ndarray] = []  # the ink's marks (labels, stats), labelled when first needed
     for line, bottom, top in zip(lines, on_baseline, on_topline, strict=True):
         relative_size = line.size / print_size if print_size else math.inf
-        inked = color is not None and _is_chromatic(line, color, gray)
-        upright = _upright_share(line, gx, gy, slope)
-        if not inked and (
-            _is_printed(bottom, top, relative_size, len(line.xs) / text_h)
-            or _is_upright_type(upright, bottom + top, line.size / text_h)
+        upright = _upright_share(line.own, line.x, line.y, gx, gy, slope)
+        if _is_printed(bottom, top, relative_size, len(line.xs) / text_h) or _is_upright_type(
+            upright, bottom + top, line.size / text_h
         ):
             printed_lines += 1
+            # A printed line can hold a written mark: a loop drawn around a choice, a tick beside it.
+            marks = marks or list(cv2.connectedComponentsWithStats(ink, connectivity=8)[1:3])
+            for own, x, y in _foreign_marks(line, marks[0], marks[1], text_h, gx, gy, slope):
+                written_lines += 1
+                _paint(written, own, x, y)
+                _paint(clear, own, x, y)
             continue
-        if inked or (upright < CLEAR_MAX_UPRIGHT and bottom + top < CLEAR_MAX_ALIGNED):
-            clear[line.y : line.y + line.own.shape[0], line.x : line.x + line.own.shape[1]] |= line.own.astype(np.uint8)
+        if upright < CLEAR_MAX_UPRIGHT and bottom + top < CLEAR_MAX_ALIGNED:
+            _paint(clear, line.own, line.x, line.y)
+        else:  # a loop around a printed choice or a tick beside it is clear, whatever the letters in the line
+            marks = marks or list(cv2.connectedComponentsWithStats(ink, connectivity=8)[1:3])
+            for own, x, y in _foreign_marks(line, marks[0], marks[1], text_h, gx, gy, slope):
+                _paint(clear, own, x, y)
         written_lines += 1
-        y, x, own = line.y, line.x, line.own
-        written[y : y + own.shape[0], x : x + own.shape[1]] |= own.astype(np.uint8)
+        _paint(written, line.own, line.x, line.y)
     # The written zone: handwritten ink grown by half a text height, so it covers the space between strokes and only
     # ever grows when more is written.
     reach = 2 * max(1, round(WRITING_ZONE_TEXT * text_h)) + 1
@@ -235,7 +255,7 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
     hw_pixels = int(written.sum())
     digit_share, components = _digit_share(written)
     return Measure(
-        ink_coverage=float(ink.sum()) / region_area,
+        ink_coverage=float(ink.sum() + written.sum() - (written & ink).sum()) / region_area,
         handwriting_coverage=hw_pixels / region_area,
         writing_area=writing_area,
         writing_present=present,
@@ -243,13 +263,20 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
         calculation_score=writing_score * digit_share,
         text_height_px=text_h,
         stroke_width_px=_stroke_width(written),
-        orientation_entropy=_orientation_entropy(gray, written),
+        orientation_entropy=_orientation_entropy(gx, gy, written),
         handwritten_lines=written_lines,
         printed_lines=printed_lines,
         handwriting_components=components,
         noise_level=noise,
         stamps=stamps,
     )
+
+
+def _channel_extremes(color: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(brightest, darkest) channel per pixel of a BGR image (OpenCV's per-pixel max and min: numpy's reduction
+    over the 3-channel axis is ten times slower)."""
+    b, g, r = cv2.split(color)
+    return cv2.max(cv2.max(b, g), r), cv2.min(cv2.min(b, g), r)
 
 
 def _nothing(gray: np.ndarray, *, is_page: bool) -> Measure:
@@ -306,8 +333,8 @@ def _remove_stamps(ink: np.ndarray, color: np.ndarray, chroma: np.ndarray) -> in
 
     Only the red pixels of a seal are erased, so writing in another colour across it stays. Returns the count.
     """
-    b, g, r = (color[..., k].astype(np.int16) for k in range(3))
-    red = ((chroma >= STAMP_MIN_CHROMA) & (r - np.maximum(g, b) >= STAMP_MIN_CHROMA)).astype(np.uint8)
+    b, g, r = cv2.split(color)
+    red = ((chroma >= STAMP_MIN_CHROMA) & (cv2.subtract(r, cv2.max(g, b)) >= STAMP_MIN_CHROMA)).astype(np.uint8)
     if not red.any():
         return 0
     size = max(ink.shape)
@@ -332,33 +359,14 @@ def _remove_stamps(ink: np.ndarray, color: np.ndarray, chroma: np.ndarray) -> in
     return found
 
 
-def _is_chromatic(line: _Line, color: np.ndarray, gray: np.ndarray) -> bool:
-    """Whether a line is written in coloured ink (blue, red, green pen): print is black or grey.
-
-    The ink's colour is its darkest quarter of pixels divided, channel by channel, by the paper around it: print
-    under a highlighter or on tinted paper divides out grey, pen ink keeps its hue on any background.
-    """
-    h, w = line.own.shape
-    own = line.own
-    box = color[line.y : line.y + h, line.x : line.x + w].astype(np.float32)
-    tones = gray[line.y : line.y + h, line.x : line.x + w]
-    around = ~cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    if not own.any() or not around.any():
-        return False
-    core = own & (tones <= np.percentile(tones[own], 25))
-    ink = np.median(box[core], axis=0)
-    paper = np.maximum(np.median(box[around], axis=0), 1.0)
-    ratio = ink / paper
-    return float(ratio.max() - ratio.min()) >= PEN_MIN_HUE
-
-
-def _upright_share(line: _Line, gx: np.ndarray, gy: np.ndarray, slope: float) -> float:
-    """The share of a line's edge strength on strokes within `UPRIGHT_TOLERANCE_DEG` of the page's horizontal or
-    vertical: type (Hangul and Latin stems, bars and serifs alike) is built on them, handwriting slants and curves."""
-    h, w = line.own.shape
-    near = cv2.dilate(line.own.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    dx = gx[line.y : line.y + h, line.x : line.x + w][near]
-    dy = gy[line.y : line.y + h, line.x : line.x + w][near]
+def _upright_share(own: np.ndarray, x: int, y: int, gx: np.ndarray, gy: np.ndarray, slope: float) -> float:
+    """The share of the edge strength around the ink `own` (a crop at x, y) on strokes within
+    `UPRIGHT_TOLERANCE_DEG` of the page's horizontal or vertical: type (Hangul and Latin stems, bars and serifs alike)
+    is built on them, handwriting slants and curves."""
+    h, w = own.shape
+    near = cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    dx = gx[y : y + h, x : x + w][near]
+    dy = gy[y : y + h, x : x + w][near]
     magnitude = np.hypot(dx, dy)
     total = float(magnitude.sum())
     if total <= 0:
@@ -366,6 +374,96 @@ def _upright_share(line: _Line, gx: np.ndarray, gy: np.ndarray, slope: float) ->
     angle = np.mod(np.degrees(np.arctan2(dy, dx)) - math.degrees(math.atan(slope)), 90.0)
     off = np.minimum(angle, 90.0 - angle)
     return float(magnitude[off < UPRIGHT_TOLERANCE_DEG].sum()) / total
+
+
+def _paint(mask: np.ndarray, own: np.ndarray, x: int, y: int) -> None:
+    mask[y : y + own.shape[0], x : x + own.shape[1]] |= own.astype(np.uint8)
+
+
+def _lines(ink: np.ndarray, text_h: float) -> list[_Line]:
+    """The ink's lines: marks joined across word gaps (`WORD_JOIN_TEXT`), dots and slivers of erased rules left out."""
+    join = max(3, round(WORD_JOIN_TEXT * text_h))
+    joined = join_marks(ink, join, max(1, round(LINE_JOIN_DOWN_TEXT * text_h)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    lines = []
+    for i in range(1, count):
+        x, y, w, h, _ = stats[i]
+        if min(w, h) <= max(SLIVER_PX, RULE_REMNANT_TEXT * text_h) or max(w, h) < text_h / 2:
+            continue  # a dot, or what is left of an erased rule by its anti-aliased, noisy edges
+        own = (labels[y : y + h, x : x + w] == i) & (ink[y : y + h, x : x + w] > 0)
+        if own.sum() < LINE_MIN_INK * text_h**2:
+            continue  # the closing made it of a few pixels of ink: dust
+        lines.append(_Line(x, y, own, *_contours(own, x, y)))
+    return lines
+
+
+def _foreign_marks(
+    line: _Line, labels: np.ndarray, stats: np.ndarray, text_h: float, gx: np.ndarray, gy: np.ndarray, slope: float
+) -> list[tuple[np.ndarray, int, int]]:
+    """The written marks inside a line of print: (ink crop, x, y) of each.
+
+    Type is set at a few sizes: a printed line's marks (letters, digits, brackets, the parts of a Hangul syllable) are
+    at most about as tall as its tallest letters (the 90th percentile height of its other marks). A written mark in
+    it is curved or slanted (under `CLEAR_MAX_UPRIGHT` of its edges upright), at least `FOREIGN_MIN_TEXT` text heights
+    tall and `FOREIGN_MIN_ASPECT` as wide as tall (brackets, slashes and bars are thin), and `FOREIGN_MIN_SIZE` times
+    as tall as the tallest letters, or `FOREIGN_LOOP_SIZE` times when it encloses two of them (a loop drawn around a
+    choice; a printed circled digit encloses one) or has hardly an upright edge (`FOREIGN_TICK_UPRIGHT`: a tick
+    beside it; a ring, printed or not, has about 18 %).
+    """
+    h, w = line.own.shape
+    ids = np.unique(labels[line.y : line.y + h, line.x : line.x + w][line.own])
+    ids = ids[ids > 0]
+    if len(ids) < 3:
+        return []
+    x0, y0, widths, heights, areas = (stats[ids, k].astype(np.int64) for k in range(5))
+    # Letters, not dots, commas or the fibres of a rough paper that touch the line.
+    letters = (heights >= FOREIGN_LETTER_TEXT * text_h) & (areas >= FOREIGN_LETTER_AREA * text_h**2)
+    candidates = letters & (widths >= FOREIGN_MIN_ASPECT * heights) & (heights >= FOREIGN_MIN_TEXT * text_h)
+    out = []
+    for k in np.flatnonzero(candidates):
+        others = letters & (np.arange(len(ids)) != k)
+        if others.sum() < 2:
+            continue
+        ratio = heights[k] / float(np.percentile(heights[others], 90))
+        if ratio < FOREIGN_LOOP_SIZE:
+            continue
+        x, y, mw, mh, _ = stats[ids[k]]
+        own = labels[y : y + mh, x : x + mw] == ids[k]
+        upright = _upright_share(own, int(x), int(y), gx, gy, slope)
+        if upright >= CLEAR_MAX_UPRIGHT:
+            continue
+        right, bottom = x0 + widths, y0 + heights
+        loop = int((others & (x0 >= x) & (y0 >= y) & (right <= x + mw) & (bottom <= y + mh)).sum()) >= 2
+        if ratio >= FOREIGN_MIN_SIZE or loop or upright < FOREIGN_TICK_UPRIGHT:
+            out.append((own, int(x), int(y)))
+    return out
+
+
+def _pen_ink(ink: np.ndarray, gray: np.ndarray, color: np.ndarray) -> np.ndarray:
+    """The ink's marks written in coloured ink (blue, red, green pen), as a 0/1 mask: print is black or grey.
+
+    A mark's colour is the ratio, channel by channel, of its pixels to the paper under them (the paper's colour
+    estimated as for `ink_mask`), averaged with the darker pixels weighing more: print under a highlighter or on
+    tinted paper divides out grey, pen ink keeps its hue on any background. A mark whose ratios spread by
+    `PEN_MIN_HUE` or more (max - min) is pen.
+    """
+    count, labels = cv2.connectedComponents(ink, connectivity=8)
+    if count <= 1:
+        return np.zeros_like(ink)
+    small = cv2.resize(color, (max(1, color.shape[1] // 4), max(1, color.shape[0] // 4)), interpolation=cv2.INTER_AREA)
+    k = max(3, (max(small.shape[:2]) // 64) | 1)
+    paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    paper = cv2.resize(cv2.GaussianBlur(paper, (0, 0), k / 2), (color.shape[1], color.shape[0]))
+    at = np.nonzero(ink)
+    pixels = color[at].astype(np.float32)
+    ratio = pixels / np.maximum(paper[at].astype(np.float32), 1.0)
+    spread = ratio.max(axis=1) - ratio.min(axis=1)
+    darkness = np.clip(1.0 - ratio.mean(axis=1), 0.0, 1.0) ** 2
+    ids = labels[at]
+    hue = np.bincount(ids, darkness * spread, count) / np.maximum(np.bincount(ids, darkness, count), 1e-6)
+    coloured = hue >= PEN_MIN_HUE
+    coloured[0] = False
+    return coloured[labels].astype(np.uint8)
 
 
 def _is_printed(bottom: float, top: float, relative_size: float, length: float) -> bool:
@@ -391,8 +489,12 @@ def _text_height(ink: np.ndarray) -> float:
 
 
 def _median_height(stats: np.ndarray) -> float:
-    """The median height of the labelled marks (row 0, the background, excluded), at least 4 px."""
+    """The median height of the labelled marks (row 0, the background, excluded), at least 4 px; specks (at most
+    `NOISY_SPECK_PX` pixels: a fibrous paper's, a noisy scan's) are left out when there are marks besides."""
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
+    marks = heights[stats[1:, cv2.CC_STAT_AREA] > NOISY_SPECK_PX]
+    if len(marks):
+        heights = marks
     return float(max(4.0, np.median(heights))) if len(heights) else 4.0
 
 
@@ -409,14 +511,15 @@ def _remove_rules(ink: np.ndarray, text_h: float) -> None:
     ink[cv2.dilate(rules, np.ones((5, 5), np.uint8)) > 0] = 0  # with the anti-aliased fringe
 
 
-def _remove_drawings(ink: np.ndarray, text_h: float) -> None:
+def _remove_drawings(ink: np.ndarray, text_h: float, gx: np.ndarray, gy: np.ndarray) -> None:
     """Erase, in place, the marks that are drawn with instruments rather than written.
 
     - circles (answer bubbles, figure circles): a round outline around a round hole (`CIRCLE_MIN_ROUNDNESS`);
     - straight-edged drawings at least `SHAPE_MIN_TEXT` text heights long (rules and boxes at any skew, figure
       polylines): their contours reduce to long straight edges, at least `POLYGON_EDGE_TEXT` text heights per
       vertex (or `POLYGON_FEW_EDGE_TEXT` with at most `POLYGON_FEW_VERTICES` vertices), where writing turns every
-      fraction of a text height.
+      fraction of a text height. A small one (under `TICK_MAX_TEXT` text heights) with hardly an upright edge
+      (`TICK_MAX_UPRIGHT`) is a tick, not a figure: it stays.
     """
     count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     erase = np.zeros(count, bool)
@@ -425,7 +528,11 @@ def _remove_drawings(ink: np.ndarray, text_h: float) -> None:
         if max(w, h) < CIRCLE_MIN_TEXT * text_h:
             continue
         own = (labels[y : y + h, x : x + w] == i).astype(np.uint8)
-        erase[i] = _is_circle(own, w, h) or (max(w, h) >= SHAPE_MIN_TEXT * text_h and _is_polygon(own, text_h))
+        if _is_circle(own, w, h):
+            erase[i] = True
+        elif max(w, h) >= SHAPE_MIN_TEXT * text_h and _is_polygon(own, text_h):
+            tick = max(w, h) < TICK_MAX_TEXT * text_h and _upright_share(own, x, y, gx, gy, 0.0) < TICK_MAX_UPRIGHT
+            erase[i] = not tick
     ink[erase[labels]] = 0
 
 
@@ -516,20 +623,27 @@ def _contours(own: np.ndarray, x: int, y: int) -> tuple[np.ndarray, np.ndarray, 
     return (columns + x).astype(np.float64), (bottoms + y).astype(np.float64), (tops + y).astype(np.float64), size
 
 
+def _line_slope(line: _Line, tol: float) -> float | None:
+    """The slope of a line's baseline, fitted to its bottom contour without descenders and loops; None when too few
+    columns remain to fit."""
+    xs, bottoms = line.xs, line.bottoms
+    keep = np.ones(len(xs), bool)
+    slope = 0.0
+    for _ in range(2):  # refit without descenders and loops
+        slope, intercept = np.polyfit(xs[keep], bottoms[keep], 1)
+        keep = np.abs(bottoms - (slope * xs + intercept)) <= 3 * tol
+        if keep.sum() < 3:
+            return None
+    return float(slope)
+
+
 def _page_slope(long_lines: list[_Line], tol: float) -> float:
     """The median baseline slope of the long lines whose bottom contour mostly lies on a straight line; 0 if none."""
     slopes = []
     for line in long_lines:
-        xs, bottoms = line.xs, line.bottoms
-        keep = np.ones(len(xs), bool)
-        for _ in range(2):  # refit without descenders and loops
-            slope, intercept = np.polyfit(xs[keep], bottoms[keep], 1)
-            keep = np.abs(bottoms - (slope * xs + intercept)) <= 3 * tol
-            if keep.sum() < 3:
-                break
-        else:  # a fit on enough columns: the slope counts if the line is straight enough to be print
-            if _share_on_line(xs, bottoms, slope, tol) >= PRINTED_MIN_ON_BASELINE:
-                slopes.append(slope)
+        slope = _line_slope(line, tol)
+        if slope is not None and _share_on_line(line.xs, line.bottoms, slope, tol) >= PRINTED_MIN_ON_BASELINE:
+            slopes.append(slope)
     return float(np.median(slopes)) if slopes else 0.0
 
 
@@ -564,11 +678,9 @@ def _stroke_width(written: np.ndarray) -> float:
     return float(written.sum()) / length if length else 0.0
 
 
-def _orientation_entropy(gray: np.ndarray, written: np.ndarray) -> float:
+def _orientation_entropy(gx: np.ndarray, gy: np.ndarray, written: np.ndarray) -> float:
     if not written.any():
         return 0.0
-    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
     near = cv2.dilate(written, np.ones((3, 3), np.uint8)) > 0
     magnitude = np.hypot(gx[near], gy[near])
     angle = np.mod(np.arctan2(gy[near], gx[near]), np.pi)

@@ -257,3 +257,223 @@ def render_korean_sheet(seed: int, amount: int, pen: str = "black") -> np.ndarra
         bgr[..., c] = bgr[..., c] * (1 - alpha) + colour[c] * alpha
     gray = _scan(random.Random(seed + 1), np.full((height, width), 255, np.uint8)).astype(np.float32) / 255
     return np.clip(bgr * gray[..., None], 0, 255).astype(np.uint8)
+
+
+# --- mixed cases: single marks beside print, coloured grids, seals, paper, noise, low resolution (tuning only) ----
+
+PEN_BGR = {"black": (25, 25, 30), "blue": (160, 60, 20), "red": (40, 40, 190), "pencil": (110, 110, 110)}
+CASE_KINDS = (
+    "print",  # print only (Korean or Latin), sometimes photographed askew
+    "texture",  # print on fibrous, blotchy paper
+    "crumpled",  # print on creased paper (shading ridges)
+    "noise",  # print under heavy sensor noise, salt and pepper, low JPEG quality
+    "boxes",  # print and coloured manuscript boxes (or a grey graph grid)
+    "seal",  # print and a red seal
+    "highlight",  # print with translucent highlighter bands across lines
+    "lowres",  # print scanned at 60-90 dpi
+    "tick",  # one tick, in an answer space or beside a choice
+    "circle",  # one hand-drawn loop around a printed choice
+    "answer",  # one short answer (a number or a word) in an answer space or after a label
+    "page",  # a few written lines
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    image: np.ndarray  # BGR
+    kind: str
+    written: bool
+
+
+def _mixed_print(rng: random.Random, width: int, height: int) -> tuple[np.ndarray, list, list]:
+    """A white page of print (Korean in Un/Baekmuk or Latin in PIL's font) as an 8-bit grey layer; returns it, the
+    choice labels' boxes and the blank answer spaces."""
+    tile = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(tile)
+    fonts = korean_fonts()
+    korean = bool(fonts) and rng.random() < 0.6
+    size = rng.randint(22, 34)
+    font = ImageFont.truetype(rng.choice(fonts), size) if korean else ImageFont.load_default(size=size)
+
+    def words() -> str:
+        if korean:
+            return " ".join("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(1, 4))) for _ in range(12))
+        return " ".join("".join(rng.choice("abcdefghiklmnoprstuy") for _ in range(rng.randint(2, 8))) for _ in range(9))
+
+    choices, spaces = [], []
+    y = rng.randint(60, 120)
+    while y < height * 0.85:
+        for _ in range(rng.randint(1, 2)):
+            text = words()
+            while draw.textlength(text, font=font) > width - 200:
+                text = text[: int(len(text) * 0.9)]
+            draw.text((90, y), text, font=font, fill=0)
+            y += int(size * 1.6)
+        if rng.random() < 0.6:
+            for i in range(5):
+                x = 110 + i * (width - 200) // 5
+                label = f"{'①②③④⑤'[i]} {rng.randint(1, 99)}" if korean else f"({i + 1}) {rng.randint(1, 99)}"
+                draw.text((x, y), label, font=font, fill=0)
+                box = draw.textbbox((x, y), label, font=font)
+                choices.append(box)
+            y += int(size * 1.8)
+        space = rng.randint(4, 8) * size
+        spaces.append((110, y + size // 2, width - 110, y + space - size // 2))
+        y += space
+    return np.asarray(tile).copy(), choices, spaces
+
+
+def _pen_stroke(page: np.ndarray, pts: list[tuple[float, float]], width: int) -> None:
+    cv2.polylines(page, [(np.array(pts) * 8).astype(np.int32)], False, 0, width, cv2.LINE_AA, shift=3)
+
+
+def _tick(rng: random.Random, layer: np.ndarray, cx: float, cy: float, s: float, width: int) -> None:
+    """A check mark: a short falling stroke and a long rising one, drawn as one trajectory with a little wobble."""
+    pts = []
+    for t in np.linspace(0, 1, 30):
+        if t < 0.3:
+            u = t / 0.3
+            x, y = cx - s * 0.45 * (1 - u), cy - s * 0.1 * (1 - u) + s * 0.35 * u
+        else:
+            u = (t - 0.3) / 0.7
+            x, y = cx + s * 0.7 * u, cy + s * 0.35 - s * 1.15 * u**0.8
+        pts.append((x + rng.gauss(0, s * 0.015), y + rng.gauss(0, s * 0.015)))
+    _pen_stroke(layer, pts, width)
+
+
+def _loop(rng: random.Random, layer: np.ndarray, box: tuple, width: int) -> None:
+    """A hand-drawn loop around a box: one turn and a bit, its radius drifting so its ends overlap apart."""
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    a, b = (x1 - x0) / 2 * rng.uniform(1.15, 1.5), (y1 - y0) / 2 * rng.uniform(1.3, 1.9)
+    start = rng.uniform(0, math.tau)
+    t = np.linspace(start, start + math.tau * rng.uniform(1.03, 1.15), 90)
+    drift = np.linspace(1.0, rng.uniform(0.85, 1.12), len(t))
+    pts = [(cx + a * d * math.cos(v), cy + b * d * math.sin(v)) for v, d in zip(t, drift, strict=True)]
+    _pen_stroke(layer, pts, width)
+
+
+def _camera(rng: random.Random, image: np.ndarray) -> np.ndarray:
+    """A phone photo: a mild perspective and vignetting."""
+    h, w = image.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = src + np.float32([[rng.uniform(-1, 1) * w * 0.03, rng.uniform(-1, 1) * h * 0.02] for _ in range(4)])
+    out = cv2.warpPerspective(image, cv2.getPerspectiveTransform(src, dst), (w, h), borderValue=(60, 70, 80))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    fall = 1 - rng.uniform(0.1, 0.25) * (((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2) * 2
+    return np.clip(out * fall[..., None], 0, 255).astype(np.uint8)
+
+
+def render_case(seed: int, kind: str) -> Case:
+    """One tuning page of `kind` (CASE_KINDS), BGR, with whether it holds handwriting."""
+    rng = random.Random(f"case-{seed}-{kind}")
+    width, height = 1240, 1754
+    printed, choices, spaces = _mixed_print(rng, width, height)
+    paper_tone = rng.uniform(215, 248)
+    canvas = np.repeat((printed.astype(np.float32) / 255 * paper_tone)[..., None], 3, axis=2)
+    nrng = np.random.default_rng(rng.randrange(2**32))
+    if kind == "texture":  # fibres and blotches of a recycled paper
+        blotch = cv2.GaussianBlur(nrng.normal(0, 1, (height // 8, width // 8)).astype(np.float32), (0, 0), 2)
+        blotch = cv2.resize(blotch, (width, height)) * rng.uniform(6, 12)
+        fibres = np.zeros((height, width), np.float32)
+        for _ in range(rng.randint(300, 900)):
+            x, y, angle = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(0, math.pi)
+            length = rng.uniform(4, 18)
+            end = (int(x + length * math.cos(angle)), int(y + length * math.sin(angle)))
+            cv2.line(fibres, (int(x), int(y)), end, rng.uniform(20, 60), 1, cv2.LINE_AA)
+        canvas -= (blotch + fibres)[..., None]
+    elif kind == "crumpled":  # creases: lit on one side, shaded on the other
+        shade = np.zeros((height, width), np.float32)
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+        for _ in range(rng.randint(6, 14)):
+            angle = rng.uniform(0, math.pi)
+            d = (xx - rng.uniform(0, width)) * math.cos(angle) + (yy - rng.uniform(0, height)) * math.sin(angle)
+            shade += rng.uniform(10, 35) * np.tanh(d / rng.uniform(8, 40)) * np.exp(-np.abs(d) / rng.uniform(40, 150))
+        canvas += shade[..., None]
+    elif kind == "boxes":
+        colour = rng.choice(((70, 70, 210), (100, 160, 90), (80, 80, 80), (200, 150, 90)))
+        cell = rng.randint(40, 64)
+        top = rng.randint(height // 5, height // 2)
+        for row in range(rng.randint(3, 8)):
+            for col in range((width - 180) // cell):
+                x, y = 90 + col * cell, top + row * int(cell * rng.choice((1.0, 1.4)))
+                cv2.rectangle(canvas, (x, y), (x + cell, y + cell), colour, rng.choice((1, 2, 2)))
+    elif kind == "seal":
+        r = rng.randint(55, 110)
+        cx, cy = rng.randint(r + 40, width - r - 40), rng.randint(r + 40, height - r - 40)
+        seal = np.zeros((height, width), np.uint8)
+        if rng.random() < 0.6:
+            cv2.circle(seal, (cx, cy), r, 255, rng.randint(4, 10), cv2.LINE_AA)
+        else:
+            cv2.rectangle(seal, (cx - r, cy - r), (cx + r, cy + r), 255, rng.randint(4, 10))
+        stamp_font = ImageFont.truetype(korean_fonts()[0], r // 2) if korean_fonts() else None
+        if stamp_font is not None:
+            tile = Image.fromarray(seal)
+            ImageDraw.Draw(tile).text((cx, cy), "확인", font=stamp_font, fill=255, anchor="mm")
+            seal = np.asarray(tile).copy()
+        alpha = cv2.GaussianBlur(seal, (0, 0), 1.0).astype(np.float32) / 255 * nrng.uniform(0.4, 1.0, seal.shape)
+        red = np.array((50, 40, 200), np.float32) / 255
+        canvas *= 1 - alpha[..., None] * (1 - red[None, None, :])
+    elif kind == "highlight":  # bands of yellow, green or pink that multiply the page, edges soft
+        tint = np.array(rng.choice(((90, 240, 250), (130, 250, 150), (210, 150, 250))), np.float32) / 255
+        band = np.zeros((height, width), np.float32)
+        for _ in range(rng.randint(1, 4)):
+            y = rng.randint(80, height - 200)
+            x0 = rng.randint(60, width // 2)
+            cv2.line(
+                band, (x0, y), (x0 + rng.randint(150, width // 2), y + rng.randint(-6, 6)), 1.0, rng.randint(22, 40)
+            )
+        band = cv2.GaussianBlur(band, (0, 0), 2.5) * rng.uniform(0.5, 0.9)
+        canvas *= 1 - band[..., None] * (1 - tint[None, None, :])
+    written = kind in ("tick", "circle", "answer", "page")
+    if written:
+        pen = rng.choice(tuple(PEN_BGR))
+        layer = np.full((height, width), 255, np.uint8)
+        stroke = 2 if pen == "pencil" else rng.choice((2, 2, 3))
+        hand = rng.uniform(18, 30)
+        if kind == "tick":
+            if choices and rng.random() < 0.5:
+                x0, y0, x1, y1 = rng.choice(choices)
+                _tick(rng, layer, x1 + hand, (y0 + y1) / 2, hand * rng.uniform(1.0, 1.8), stroke)
+            else:
+                x0, y0, x1, y1 = rng.choice(spaces)
+                _tick(rng, layer, rng.uniform(x0 + 60, x1 - 60), (y0 + y1) / 2, hand * rng.uniform(1.0, 1.8), stroke)
+        elif kind == "circle" and choices:
+            _loop(rng, layer, rng.choice(choices), stroke)
+        else:
+            look = {"height": hand, "width": stroke, "ink": 0, "loop": rng.uniform(0.1, 0.4), "slant": 0.15}
+            x0, y0, x1, y1 = rng.choice(spaces)
+            if kind == "page":
+                for k in range(rng.randint(2, 5)):
+                    _written_line(
+                        rng, layer, x0, int(y0 + k * hand * 1.9), x1 - x0, rng.choice(("prose", "calc")), look
+                    )
+            else:
+                x = rng.uniform(x0, x0 + 200)
+                for _ in range(rng.randint(1, 3)):
+                    draw = _digit if rng.random() < 0.6 else _cursive_word
+                    x = draw(rng, layer, x, (y0 + y1) / 2, hand, look)
+        alpha = 1 - layer.astype(np.float32) / 255
+        if pen == "pencil":
+            alpha *= nrng.uniform(0.4, 0.9, alpha.shape).astype(np.float32)
+        tint = np.array(PEN_BGR[pen], np.float32) / 255
+        canvas *= 1 - alpha[..., None] * (1 - tint[None, None, :])
+    image = np.clip(canvas, 0, 255).astype(np.uint8)
+    if kind != "lowres" and rng.random() < 0.25:
+        image = _camera(rng, image)
+    heavy = kind == "noise"
+    image = image.astype(np.float32) + nrng.normal(
+        0, rng.uniform(14, 28) if heavy else rng.uniform(1, 5), (height, width, 1)
+    )
+    if heavy:
+        salt = nrng.random((height, width))
+        image[salt < 0.008], image[salt > 0.992] = 25, 245
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    if kind == "lowres":
+        scale = rng.uniform(60, 90) / 150
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(
+        ".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(35, 55) if heavy else rng.randint(75, 92)]
+    )
+    assert ok
+    return Case(cv2.imdecode(buf, cv2.IMREAD_COLOR), kind, written)

@@ -1,0 +1,40 @@
+"""handwriting_analysis on the tuning generator's mixed pages (hw_pages.render_case): one written mark beside print
+is writing, and paper, printed grids and seals without writing are not.
+
+- a tick beside a printed choice or in an answer space, and a loop drawn around a printed choice, in black, blue or
+  red pen or pencil, are writing (each judged mark by mark inside a line of print);
+- fibrous or creased paper, coloured manuscript boxes and a red seal around print are not.
+"""
+
+from __future__ import annotations
+
+import cv2
+import pytest
+from hw_pages import render_case
+
+from ai_worker.jobs.context import JobContext
+from ai_worker.jobs.handwriting import handle
+
+SEEDS = range(4)
+
+
+def run(kind: str, seed: int) -> dict:
+    case = render_case(seed, kind)
+    ok, png = cv2.imencode(".png", case.image)
+    assert ok
+    result = handle(JobContext.for_test("handwriting_analysis", {}, png.tobytes()))
+    assert 0.0 <= result["writing_score"] <= 1.0
+    return result
+
+
+@pytest.mark.parametrize("kind", ["tick", "circle"])
+def test_a_single_mark_beside_print_is_writing(kind: str) -> None:
+    missed = [seed for seed in SEEDS if not run(kind, seed)["writing_present"]]
+    assert not missed, f"{kind} not found on seeds {missed}"
+
+
+@pytest.mark.parametrize("kind", ["texture", "crumpled", "boxes", "seal"])
+def test_paper_grids_and_seals_are_not_writing(kind: str) -> None:
+    for seed in SEEDS[:3]:
+        result = run(kind, seed)
+        assert not result["writing_present"] and result["writing_score"] == 0.0, (kind, seed, result)
