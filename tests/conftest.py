@@ -13,6 +13,16 @@ from typing import Any
 
 import pytest
 
+# Under pytest-xdist the workers already keep every core busy: each one's numerical libraries get its share of the
+# cores (one thread each with `-n auto`, which starts more workers than cores) instead of a pool per core each, whose
+# threads would contend with the other workers' (OpenMP threads spin while they wait). Set before numpy, torch or
+# OpenCV is imported, and inherited by the processes the tests start (job processes, CLI runs). A plain `pytest`
+# keeps the libraries' defaults.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM"):
+        os.environ.setdefault(_var, str(_share))
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -78,6 +88,16 @@ def _shares_work(path: str, root: Path) -> bool:
         return bool(_SHARED_FIXTURE.search((root / path).read_text()))
     except OSError:
         return False
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto`: one worker per core, plus one. A good part of the suite waits rather than computes (long polls,
+    backoffs, leases running out, subprocesses starting): while one worker waits, the extra one keeps its core busy.
+    PYTEST_XDIST_AUTO_NUM_WORKERS still decides when it is set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores + 1
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
