@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+
+# Under pytest-xdist the workers already keep every core busy: each one's numerical libraries get its share of the
+# cores (one thread each with `-n auto`, which starts more workers than cores) instead of a pool per core each, whose
+# threads would contend with the other workers' (OpenMP threads spin while they wait). Set before numpy, torch or
+# OpenCV is imported, and inherited by the processes the tests start (job processes, CLI runs). A plain `pytest`
+# keeps the libraries' defaults.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM"):
+        os.environ.setdefault(_var, str(_share))
 
 
 def _free_port() -> int:
@@ -53,3 +67,49 @@ _AWS_VARS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "
 def unique_prefix() -> str:
     """A prefix for queue/bucket names so tests sharing the moto server never see each other's messages."""
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+# ---- parallel runs (pytest-xdist) ------------------------------------------------------------------------------------
+# `pixi run test` and `.ci/run` run the suite on every core: `-n auto`, with `--dist loadgroup` from pyproject.toml.
+# Each worker is a process with its own session fixtures (a moto server on a free port, temporary directories of its
+# own), so the workers share nothing but the machine. What must not be split across workers is a module whose tests
+# share work: a module-scoped fixture (a generated page set, a scored batch), or, under tests/jobs/, the generated
+# inputs and loaded models that a module's tests reuse; on two workers it would all be built twice. Such a module is
+# one group, run whole by one worker; every other test is scheduled on its own. (xdist's own loadgroup reads
+# `xdist_group` marks through the test id, which pytest 9.2 no longer lets it rewrite: hence a scheduler of ours.)
+_SHARED_FIXTURE = re.compile(r"""@pytest\.fixture\([^)]*scope=["'](?:module|class|package)["']""")
+
+
+@functools.cache
+def _shares_work(path: str, root: Path) -> bool:
+    if path.startswith("tests/jobs/"):
+        return True
+    try:
+        return bool(_SHARED_FIXTURE.search((root / path).read_text()))
+    except OSError:
+        return False
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto`: one worker per core, plus one. A good part of the suite waits rather than computes (long polls,
+    backoffs, leases running out, subprocesses starting): while one worker waits, the extra one keeps its core busy.
+    PYTEST_XDIST_AUTO_NUM_WORKERS still decides when it is set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores + 1
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    root = config.rootpath
+
+    class ModuleGroups(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if "@" not in nodeid and _shares_work(path, root) else super()._split_scope(nodeid)
+
+    return ModuleGroups(config, log)

@@ -177,7 +177,7 @@ def test_ci_run_without_pixi_uses_the_pypi_mirror_and_fails_when_a_test_fails(ch
         f"ruff format --check . @ {checkout}",
         f"mypy  @ {checkout}",
         f"lint-imports  @ {checkout}",
-        f"pytest  @ {checkout}",
+        f"pytest -n auto @ {checkout}",
     ]
 
 
