@@ -308,7 +308,7 @@ class _Pages:
         self.run: _Run | None = None
         self.previous: tuple[_View, float] | None = None  # the last view and how well it matched the one before
         self.page: _Page | None = None
-        self.done: list[dict[str, Any]] = []
+        self.done: list[tuple[dict[str, Any], _Cues]] = []  # each page's timing and writing cues
 
     def add(self, index: int, frame: np.ndarray) -> None:
         view = _View(index, frame, self.orb)
@@ -351,22 +351,32 @@ class _Pages:
         page, self.page = self.page, None
         if page is None:
             return
-        writing = _writing(page.start, page.end, self.orb, self.matcher)
-        self.done.append(
-            {
-                "start_s": round(page.first / self.fps, 3),
-                "end_s": round((page.last + 1) / self.fps, 3),
-                "frame_s": round(page.best.index / self.fps, 3),
-                "writing_score": round(writing.score, 4),
-                "written": writing.written,
-                "writing_progressive": writing.progressive,
-            }
-        )
+        pen_seen = any(cues.pen_ink >= PEN_INK_MIN for _, cues in self.done)
+        timing = {
+            "start_s": round(page.first / self.fps, 3),
+            "end_s": round((page.last + 1) / self.fps, 3),
+            "frame_s": round(page.best.index / self.fps, 3),
+        }
+        self.done.append((timing, _cues(page.start, page.end, self.orb, self.matcher, measured=not pen_seen)))
 
     def finish(self) -> list[dict[str, Any]]:
         self._close_run()
         self._score_page()
-        return self.done
+        # One homework, one pen: when coloured pen ink is on some page, the pages without it are not written on
+        # (unless ink appeared on them while held), whatever the measure reads in their print.
+        pen_seen = any(cues.pen_ink >= PEN_INK_MIN for _, cues in self.done)
+        pages = []
+        for timing, cues in self.done:
+            writing = cues.decide(pen_seen=pen_seen)
+            pages.append(
+                timing
+                | {
+                    "writing_score": round(writing.score, 4),
+                    "written": writing.written,
+                    "writing_progressive": writing.progressive,
+                }
+            )
+        return pages
 
 
 @dataclass(frozen=True)
@@ -385,24 +395,23 @@ class _Cues:
     measured: float  # handwriting_analysis's writing area
     own_area: float  # the area the new and pen ink write on
 
-    def decide(self) -> _Writing:
+    def decide(self, pen_seen: bool = False) -> _Writing:
         """Any cue is enough: ink that appeared while the page was held is writing (print does not appear) and
         progressive; pen ink is writing (print is black or grey); the measured writing area is writing from a video's
-        own floor `VIDEO_MIN_AREA` (blurred and compressed, some print measures as writing, over less of the sheet)."""
+        own floor `VIDEO_MIN_AREA` (blurred and compressed, some print measures as writing, over less of the sheet),
+        unless coloured pen was seen on a page of the video (`pen_seen`: then the student's writing is known)."""
         progressive = self.new_ink > 0
-        if not (progressive or self.pen_ink >= PEN_INK_MIN or self.measured >= VIDEO_MIN_AREA):
+        by_measure = not pen_seen and self.measured >= VIDEO_MIN_AREA
+        if not (progressive or self.pen_ink >= PEN_INK_MIN or by_measure):
             return _Writing(False, 0.0, False)
         area = max(self.measured, self.own_area)
         return _Writing(True, 1.0 - float(np.exp(-area / SCORE_AREA_SCALE)), progressive)  # > 0: some area is written
 
 
-def _writing(start: _View, end: _View, orb: cv2.ORB, matcher: cv2.BFMatcher) -> _Writing:
-    return _cues(start, end, orb, matcher).decide()
-
-
-def _cues(start: _View, end: _View, orb: cv2.ORB, matcher: cv2.BFMatcher) -> _Cues:
+def _cues(start: _View, end: _View, orb: cv2.ORB, matcher: cv2.BFMatcher, measured: bool = True) -> _Cues:
     """The writing cues of a held page from its first and last steady views (`_Cues`); the last view's sheet is
-    rectified to `SHEET_HEIGHT` px, the first view is registered onto it."""
+    rectified to `SHEET_HEIGHT` px, the first view is registered onto it. The measure runs only when `measured` and
+    the other cues do not already say the page is written (it takes most of the time)."""
     warp, size = _sheet_warp(end.frame)
     sheet = _rectify(end.frame, warp, size)
     color = _rectify(end.color, warp, size)
@@ -423,7 +432,7 @@ def _cues(start: _View, end: _View, orb: cv2.ORB, matcher: cv2.BFMatcher) -> _Cu
                 new = np.zeros_like(ink)  # a misregistration moves print away, writing only adds
     own = cv2.dilate((pen | new).astype(np.uint8), np.ones((OWN_ZONE, OWN_ZONE), np.uint8))
     cues = _Cues(float(new.mean()), float(pen.mean()), 0.0, float(own.mean()))
-    if cues.decide().written:
+    if not measured or cues.decide().written:
         return cues  # the measure would not change the answer: its second of CPU is saved
     return replace(cues, measured=measure(sheet, color=color).writing_area)
 

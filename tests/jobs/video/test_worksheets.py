@@ -41,3 +41,13 @@ def test_pen_ink_and_writing_while_held_are_written_and_dense_print_is_not(
         assert [p["written"] for p in pages] == clip.written
         assert [p["writing_progressive"] for p in pages] == clip.progressive
         assert all((p["writing_score"] > 0) == p["written"] for p in pages)
+
+
+def test_one_pen_per_homework_overrides_the_measure_but_not_ink_that_appeared() -> None:
+    print_read_as_writing = video._Cues(new_ink=0.0, pen_ink=0.0, measured=0.12, own_area=0.0)
+    assert print_read_as_writing.decide().written
+    assert not print_read_as_writing.decide(pen_seen=True).written  # the pen is known: this page has none of it
+    appeared = video._Cues(new_ink=0.004, pen_ink=0.0, measured=0.0, own_area=0.02)
+    decided = appeared.decide(pen_seen=True)
+    assert decided.written and decided.progressive and decided.score > 0
+    assert not video._Cues(0.0, 0.0, 0.0, 0.0).decide().written
