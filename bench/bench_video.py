@@ -1,10 +1,12 @@
 """homework_video_analysis accuracy and speed on generated videos: prints figures, asserts nothing.
 
-    python bench/bench_video.py [--set heldout|tuning] [--videos 20] [--seed 0] [--verbose]
+    python bench/bench_video.py [--set heldout|tuning] [--videos 20] [--seed 0] [--verbose] [--cache DIR]
 
 - `heldout` (the default, the figures to quote): bench/heldout/homework_videos.py, rendering code of its own (real
   Debian fonts, colour desks, perspective, hands with arms, folds showing the back of the sheet, H.264);
-- `tuning`: tests/jobs/video/hw_videos.py, the generator the thresholds were chosen on.
+- `tuning`: tests/jobs/video/hw_videos.py, the synthetic generator the page thresholds were chosen on;
+- `worksheets`: tests/jobs/video/hw_worksheets.py, the tuning generator of realistic worksheets (fonts other than the
+  held-out set's, colour, perspective, H.264) the `written` decision was chosen on.
 
 Figures: exact page count (share of videos); per transition kind (cut, slide, turn) the share of page changes
 detected; extra pages by cause (during a transition of a kind, a hand crossing, writing, a steady hold); start
@@ -12,11 +14,14 @@ error of found pages (to the moment the page has settled, and whether the start 
 brings it in, 0.75 s either side); `written` and `writing_progressive` accuracy on found pages; processing time /
 duration, both wall time and CPU time (this process and its ffmpeg child), to be read with the machine's load in mind.
 A detected page belongs to the true page it overlaps most; a true page with none is missed, a second one is extra.
+`--cache DIR` keeps the rendered videos (one pickle per set and seed) between runs: the held-out set takes minutes
+to render.
 """
 
 from __future__ import annotations
 
 import argparse
+import pickle
 import resource
 import statistics
 import sys
@@ -111,6 +116,20 @@ def _cause(clip: Truth, page: dict[str, Any]) -> str:
     return best[0]
 
 
+def _rendered(render: Any, name: str, seed: int, workdir: Path, cache: Path | None) -> Truth:
+    if cache is None:
+        return render(seed, workdir)  # type: ignore[no-any-return]
+    cached = cache / f"{name}-{seed}.pkl"
+    if cached.exists():
+        with cached.open("rb") as f:
+            return pickle.load(f)  # type: ignore[no-any-return]  # written by this script
+    clip = render(seed, workdir)
+    cache.mkdir(parents=True, exist_ok=True)
+    with cached.open("wb") as f:
+        pickle.dump(clip, f)
+    return clip  # type: ignore[no-any-return]
+
+
 def _cpu() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     child = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -119,13 +138,16 @@ def _cpu() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", choices=("heldout", "tuning"), default="heldout")
+    parser.add_argument("--set", choices=("heldout", "tuning", "worksheets"), default="heldout")
     parser.add_argument("--videos", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--cache", type=Path, default=None, help="keep rendered videos here between runs")
     args = parser.parse_args()
     if args.set == "heldout":
         from homework_videos import render_video as render  # bench/heldout
+    elif args.set == "worksheets":
+        from hw_worksheets import render_worksheet_clip as render  # tests/jobs/video
     else:
         from hw_videos import render_clip as render  # tests/jobs/video
 
@@ -133,7 +155,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-video-") as tmp:
         for k in range(args.videos):
             seed = args.seed + k
-            clip = render(seed, Path(tmp))
+            clip = _rendered(render, args.set, seed, Path(tmp), args.cache)
             ctx = JobContext.for_test("homework_video_analysis", {}, clip.data)
             cpu0, wall0 = _cpu(), time.perf_counter()
             result = video.handle(ctx)

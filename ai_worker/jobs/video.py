@@ -5,7 +5,7 @@ Guarantees:
   permanent `invalid_input`; a duration over `AI_WORKER_VIDEO_MAX_S` or a frame over `AI_WORKER_MAX_PIXELS` is
   `input_too_large`.
 - Frames are sampled by the environment's ffmpeg (`ffmpeg` on PATH, else the binary shipped by imageio-ffmpeg) at
-  `AI_WORKER_VIDEO_FPS`, scaled to `AI_WORKER_VIDEO_SCALE_WIDTH`, grey, and streamed: memory holds a few frames,
+  `AI_WORKER_VIDEO_FPS`, scaled to `AI_WORKER_VIDEO_SCALE_WIDTH`, in colour, and streamed: memory holds a few frames,
   whatever the duration. The input is written to a private temporary directory that is always removed.
 - Frames are compared by content, not by their look at a coarse scale: each sampled frame is registered onto the
   one before by ORB keypoints on the sheet (rotation, scale and shift; phase correlation when keypoints are too
@@ -18,11 +18,13 @@ Guarantees:
   paper with margins (`_page_like`: a blank back or a textured desk is not a page), it is a page, unless its
   content is that of the page before (>= `SAME_PAGE`, counting only the earlier view's content: writing added while
   held, a hand that crossed, shake or exposure drift do not make a new page; print that changed does).
-- Each page is scored as soon as the next one starts: its sheet (the largest bright quadrilateral) is rectified to
-  `SHEET_HEIGHT` px and measured by handwriting_analysis's `measure` on its last steady view (`written`,
-  `writing_score`) and its first (`writing_progressive`: writing grew by `PROGRESSIVE_MIN_AREA` of the sheet and
-  `PROGRESSIVE_MIN_SHARE` of the final writing while held). Memory holds the current frame, the one before and a
-  few views per page, whatever the duration.
+- Each page is scored as soon as the next one starts: its sheet (the largest bright quadrilateral of its last steady
+  view) is rectified to `SHEET_HEIGHT` px, and it is written on when any of three cues says so (`_Cues`): ink that
+  appeared while it was held (its first steady view registered onto the last: print does not appear; this is also
+  `writing_progressive`), pen ink (ink keeping a hue against the paper under it: print is black or grey), or
+  handwriting_analysis's `measure` of the sheet (in colour) finding writing over `VIDEO_MIN_AREA` of it, a floor of
+  the video's own (blurred and compressed, print measures as some writing). Memory holds the current frame, the one
+  before and a few views per page, whatever the duration.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,8 +71,20 @@ MIN_PAPER_SHARE = 0.2  # the sheet fills at least a fifth of a frame held up to 
 QUAD_EPS = 0.02  # outline simplification tolerance (share of its perimeter) when looking for the sheet's 4 corners
 PAPER_INSET = 0.02  # trimmed off each side of the sheet: its shadowed edge against the desk
 SHEET_HEIGHT = 1000  # the sheet is rectified to this height (px) before its writing is measured: page-like
-PROGRESSIVE_MIN_AREA = 0.003  # writing grown by 0.3 % of the sheet (handwriting's presence floor) while held
-PROGRESSIVE_MIN_SHARE = 0.25  # ... and by a quarter of the final writing (two views of one page differ by ~10 %)
+SHEET_CLOSE = 25  # closing kernel (px of the rectified sheet) removing marks to see the paper under them
+SHEET_PAPER = 0.8  # the sheet's paper is at least 80 % as bright as its brightest tenth (a hand is darker)
+SHEET_INK = 0.75  # ink is at least 25 % darker than the paper around it
+NEW_INK_SLACK = 7  # ink of the last view further than 3 px from any ink of the first (registration slack) is new
+NEW_INK_MIN = 0.002  # new ink over 0.2 % of the sheet (a few words) was written while the page was held ...
+MAX_INK_GONE = 0.1  # ... when at most 10 % of the first view's ink went (more: the two views are misregistered)
+PAPER_MARGIN = 15  # ... counted where both views show paper 7 px away from anything else (a hand, a pen)
+PEN_HUE = (
+    0.12  # ink whose channels pass the paper's light in shares this far apart is coloured pen (tuning: print <= 0.1)
+)
+PEN_INK_MIN = 0.0002  # coloured pen ink over 0.02 % of the sheet (a tick, a short answer) is writing
+VIDEO_MIN_AREA = 0.05  # measured writing over 5 % of the sheet is writing in a video frame (tuning: print reaches 0.2)
+OWN_ZONE = 11  # pen or new ink grown by 5 px to measure the area it writes on
+SCORE_AREA_SCALE = 0.08  # writing_score = 1 - exp(-area / 0.08), as handwriting_analysis's
 MIN_VIDEO_S = 2.0  # shorter videos are flagged too_short: no page can be shown and read in less
 PROBE_TIMEOUT_S = 30.0  # reading a container header takes milliseconds; longer means a pathological file
 DURATION_RE = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
@@ -153,9 +167,10 @@ def _read_exact(stream: IO[bytes], size: int) -> bytes:
 class _View:
     """One sampled frame, prepared for comparison: normalised for exposure, its paper and content masks, keypoints."""
 
-    def __init__(self, index: int, frame: np.ndarray, orb: cv2.ORB) -> None:
+    def __init__(self, index: int, color: np.ndarray, orb: cv2.ORB) -> None:
         self.index = index
-        self.frame = frame  # as decoded: kept only while it may represent a page
+        self.color = color  # as decoded (BGR): kept only while it may represent a page
+        self.frame = frame = cv2.cvtColor(color, cv2.COLOR_BGR2GRAY)
         h, w = frame.shape
         width = min(ANALYSIS_WIDTH, w)
         small = cv2.resize(frame, (width, max(16, round(h * width / w))), interpolation=cv2.INTER_AREA)
@@ -293,7 +308,7 @@ class _Pages:
         self.run: _Run | None = None
         self.previous: tuple[_View, float] | None = None  # the last view and how well it matched the one before
         self.page: _Page | None = None
-        self.done: list[dict[str, Any]] = []
+        self.done: list[tuple[dict[str, Any], _Cues]] = []  # each page's timing and writing cues
 
     def add(self, index: int, frame: np.ndarray) -> None:
         view = _View(index, frame, self.orb)
@@ -336,56 +351,167 @@ class _Pages:
         page, self.page = self.page, None
         if page is None:
             return
-        final = measure(_sheet(page.end.frame))
-        initial = final if page.start is page.end else measure(_sheet(page.start.frame))
-        self.done.append(
-            {
-                "start_s": round(page.first / self.fps, 3),
-                "end_s": round((page.last + 1) / self.fps, 3),
-                "frame_s": round(page.best.index / self.fps, 3),
-                "writing_score": round(final.writing_score, 4),
-                "written": final.writing_present,
-                "writing_progressive": final.writing_present
-                and final.writing_area - initial.writing_area
-                >= max(PROGRESSIVE_MIN_AREA, PROGRESSIVE_MIN_SHARE * final.writing_area),
-            }
-        )
+        pen_seen = any(cues.pen_ink >= PEN_INK_MIN for _, cues in self.done)
+        timing = {
+            "start_s": round(page.first / self.fps, 3),
+            "end_s": round((page.last + 1) / self.fps, 3),
+            "frame_s": round(page.best.index / self.fps, 3),
+        }
+        self.done.append((timing, _cues(page.start, page.end, self.orb, self.matcher, measured=not pen_seen)))
 
     def finish(self) -> list[dict[str, Any]]:
         self._close_run()
         self._score_page()
-        return self.done
+        # One homework, one pen: when coloured pen ink is on some page, the pages without it are not written on
+        # (unless ink appeared on them while held), whatever the measure reads in their print.
+        pen_seen = any(cues.pen_ink >= PEN_INK_MIN for _, cues in self.done)
+        pages = []
+        for timing, cues in self.done:
+            writing = cues.decide(pen_seen=pen_seen)
+            pages.append(
+                timing
+                | {
+                    "writing_score": round(writing.score, 4),
+                    "written": writing.written,
+                    "writing_progressive": writing.progressive,
+                }
+            )
+        return pages
 
 
-def _sheet(frame: np.ndarray) -> np.ndarray:
-    """The sheet in a frame, as a page: the largest bright region's quadrilateral rectified to `SHEET_HEIGHT` px
-    (its bounding box when it is not a quadrilateral), inset so its edge against the desk is not read as ink; the
-    whole frame when no bright region covers `MIN_PAPER_SHARE` of it."""
+@dataclass(frozen=True)
+class _Writing:
+    written: bool
+    score: float
+    progressive: bool
+
+
+@dataclass(frozen=True)
+class _Cues:
+    """What a held page shows of writing, as shares of its rectified sheet."""
+
+    new_ink: float  # ink that appeared while it was held (0 when what changed was not only added ink)
+    pen_ink: float  # ink keeping a hue against the paper
+    measured: float  # handwriting_analysis's writing area
+    own_area: float  # the area the new and pen ink write on
+
+    def decide(self, pen_seen: bool = False) -> _Writing:
+        """Any cue is enough: ink that appeared while the page was held is writing (print does not appear) and
+        progressive; pen ink is writing (print is black or grey); the measured writing area is writing from a video's
+        own floor `VIDEO_MIN_AREA` (blurred and compressed, some print measures as writing, over less of the sheet),
+        unless coloured pen was seen on a page of the video (`pen_seen`: then the student's writing is known)."""
+        progressive = self.new_ink > 0
+        by_measure = not pen_seen and self.measured >= VIDEO_MIN_AREA
+        if not (progressive or self.pen_ink >= PEN_INK_MIN or by_measure):
+            return _Writing(False, 0.0, False)
+        area = max(self.measured, self.own_area)
+        return _Writing(True, 1.0 - float(np.exp(-area / SCORE_AREA_SCALE)), progressive)  # > 0: some area is written
+
+
+def _cues(start: _View, end: _View, orb: cv2.ORB, matcher: cv2.BFMatcher, measured: bool = True) -> _Cues:
+    """The writing cues of a held page from its first and last steady views (`_Cues`); the last view's sheet is
+    rectified to `SHEET_HEIGHT` px, the first view is registered onto it. The measure runs only when `measured` and
+    the other cues do not already say the page is written (it takes most of the time)."""
+    warp, size = _sheet_warp(end.frame)
+    sheet = _rectify(end.frame, warp, size)
+    color = _rectify(end.color, warp, size)
+    ink, paper = _ink(sheet)
+    pen = _pen_ink(color, ink) if color is not None else np.zeros_like(ink)
+    new = np.zeros_like(ink)
+    if start is not end:
+        moved = _register_frames(start, end, orb, matcher)
+        if moved is not None:
+            before, before_paper = _ink(_rectify(start.frame, warp @ moved, size))
+            # Both views' paper, away from its edges (a hand holding a pen hides, its shading is not ink)
+            margin = np.ones((PAPER_MARGIN, PAPER_MARGIN), np.uint8)
+            both = cv2.erode((before_paper & paper).astype(np.uint8), margin) > 0
+            slack = np.ones((NEW_INK_SLACK, NEW_INK_SLACK), np.uint8)
+            new = _speckless(ink & ~(cv2.dilate(before.astype(np.uint8), slack) > 0) & both)
+            gone = float(_speckless(before & ~(cv2.dilate(ink.astype(np.uint8), slack) > 0) & both).sum())
+            if float(new.mean()) < NEW_INK_MIN or gone > MAX_INK_GONE * max(1, int((before & both).sum())):
+                new = np.zeros_like(ink)  # a misregistration moves print away, writing only adds
+    own = cv2.dilate((pen | new).astype(np.uint8), np.ones((OWN_ZONE, OWN_ZONE), np.uint8))
+    cues = _Cues(float(new.mean()), float(pen.mean()), 0.0, float(own.mean()))
+    if not measured or cues.decide().written:
+        return cues  # the measure would not change the answer: its second of CPU is saved
+    return replace(cues, measured=measure(sheet, color=color).writing_area)
+
+
+def _rectify(image: np.ndarray | None, warp: np.ndarray, size: tuple[int, int] | None) -> Any:
+    if image is None or size is None:
+        return image
+    return cv2.warpPerspective(image, warp, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _ink(sheet: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ink (marks `SHEET_INK` darker than the paper around them) and paper (not a hand, not the desk) of a sheet."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (SHEET_CLOSE, SHEET_CLOSE))
+    background = cv2.morphologyEx(sheet, cv2.MORPH_CLOSE, kernel).astype(np.float32) + 1.0
+    paper = background >= SHEET_PAPER * float(np.percentile(background, 90))
+    return (sheet.astype(np.float32) < SHEET_INK * background) & paper, paper
+
+
+def _pen_ink(color: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """Ink that keeps a hue against the paper under it: its channels pass the paper's light in shares at least
+    `PEN_HUE` apart (black print and grey pencil pass them alike, whatever the light's colour)."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (SHEET_CLOSE, SHEET_CLOSE))
+    background = cv2.morphologyEx(color, cv2.MORPH_CLOSE, kernel).astype(np.float32) + 1.0
+    passed = color.astype(np.float32) / background
+    return _speckless(ink & (passed.max(axis=2) - passed.min(axis=2) >= PEN_HUE))
+
+
+def _speckless(mask: np.ndarray) -> np.ndarray:
+    return cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0
+
+
+def _register_frames(start: _View, end: _View, orb: cv2.ORB, matcher: cv2.BFMatcher) -> np.ndarray | None:
+    """The homography taking `end`'s frame to `start`'s (ORB on the sheets, RANSAC), at full frame size; None when
+    the two cannot be registered."""
+    scale = end.frame.shape[1] / end.small.shape[1]
+    if start.descriptors is None or end.descriptors is None or len(start.descriptors) < 2:
+        return None
+    pairs = matcher.knnMatch(end.descriptors, start.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ORB_RATIO * p[1].distance]
+    if len(good) < MIN_INLIERS:
+        return None
+    src = np.array([end.keypoints[m.queryIdx].pt for m in good], np.float32) * scale
+    dst = np.array([start.keypoints[m.trainIdx].pt for m in good], np.float32) * scale
+    homography, inliers = cv2.findHomography(src, dst, cv2.RANSAC, 2.0 * scale)
+    if homography is None or int(inliers.sum()) < MIN_INLIERS:
+        return None
+    return np.asarray(np.linalg.inv(homography), np.float64)
+
+
+def _sheet_warp(frame: np.ndarray) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """The perspective transform taking the sheet in `frame` to a page `SHEET_HEIGHT` px high, and its size."""
+    h, w = frame.shape[:2]
     blurred = cv2.GaussianBlur(frame, (5, 5), 0)
     _, bright = cv2.threshold(blurred, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     contours, _ = cv2.findContours(bright, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
-        return _upscale(frame)
-    outline = max(contours, key=cv2.contourArea)
-    if cv2.contourArea(outline) < MIN_PAPER_SHARE * frame.size:
-        return _upscale(frame)
-    hull = cv2.convexHull(outline)
-    quad = cv2.approxPolyDP(hull, QUAD_EPS * cv2.arcLength(hull, True), True)
-    if len(quad) != 4:
-        x, y, w, h = cv2.boundingRect(outline)
-        dx, dy = round(w * PAPER_INSET), round(h * PAPER_INSET)
-        return _upscale(frame[y + dy : y + h - dy, x + dx : x + w - dx])
-    corners = _order(quad.reshape(4, 2).astype(np.float32))
+    outline = max(contours, key=cv2.contourArea) if contours else None
+    if outline is None or cv2.contourArea(outline) < MIN_PAPER_SHARE * frame.size:
+        corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+        inset = 0.0
+    else:
+        hull = cv2.convexHull(outline)
+        quad = cv2.approxPolyDP(hull, QUAD_EPS * cv2.arcLength(hull, True), True)
+        if len(quad) == 4:
+            corners = _order(quad.reshape(4, 2).astype(np.float32))
+        else:
+            x, y, bw, bh = cv2.boundingRect(outline)
+            corners = np.array([[x, y], [x + bw, y], [x + bw, y + bh], [x, y + bh]], np.float32)
+        inset = PAPER_INSET
     width = float(np.linalg.norm(corners[1] - corners[0]) + np.linalg.norm(corners[2] - corners[3])) / 2
     height = float(np.linalg.norm(corners[3] - corners[0]) + np.linalg.norm(corners[2] - corners[1])) / 2
+    if inset == 0.0 and height >= SHEET_HEIGHT:
+        return np.eye(3), None
     scale = SHEET_HEIGHT / max(height, 1.0)
     out_w, out_h = max(16, round(width * scale)), SHEET_HEIGHT
-    pad_x, pad_y = out_w * PAPER_INSET, out_h * PAPER_INSET
+    pad_x, pad_y = out_w * inset, out_h * inset
     target = np.array(
         [[-pad_x, -pad_y], [out_w + pad_x, -pad_y], [out_w + pad_x, out_h + pad_y], [-pad_x, out_h + pad_y]], np.float32
     )
-    warp = cv2.getPerspectiveTransform(corners, target)
-    return cv2.warpPerspective(frame, warp, (out_w, out_h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.getPerspectiveTransform(corners, target), (out_w, out_h)
 
 
 def _order(corners: np.ndarray) -> np.ndarray:
@@ -395,23 +521,15 @@ def _order(corners: np.ndarray) -> np.ndarray:
     return corners[order].astype(np.float32)
 
 
-def _upscale(region: np.ndarray) -> np.ndarray:
-    scale = SHEET_HEIGHT / region.shape[0]
-    if scale <= 1:
-        return region
-    size = (round(region.shape[1] * scale), SHEET_HEIGHT)
-    return cv2.resize(region, size, interpolation=cv2.INTER_CUBIC)
-
-
 def _sample(exe: str, path: Path, info: Probe, vision: VisionSettings, workdir: Path) -> tuple[list[dict], int]:
     """Decode, sample and segment; returns (pages, sampled frame count)."""
     width = min(vision.video_scale_width, info.width) // 2 * 2
     height = max(2, round(info.height * width / info.width / 2) * 2)
-    frame_bytes = width * height
+    frame_bytes = width * height * 3
     command = [
         exe, "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), "-an", "-sn", "-dn",
         "-vf", f"fps={vision.video_fps},scale={width}:{height}:flags=area",
-        "-pix_fmt", "gray", "-f", "rawvideo", "pipe:1",
+        "-pix_fmt", "bgr24", "-f", "rawvideo", "pipe:1",
     ]  # fmt: skip
     pages = _Pages(vision.video_fps)
     count = 0
@@ -423,7 +541,7 @@ def _sample(exe: str, path: Path, info: Probe, vision: VisionSettings, workdir: 
                 raw = _read_exact(proc.stdout, frame_bytes)
                 if len(raw) < frame_bytes:
                     break
-                pages.add(count, np.frombuffer(raw, np.uint8).reshape(height, width))
+                pages.add(count, np.frombuffer(raw, np.uint8).reshape(height, width, 3))
                 count += 1
         finally:
             if proc.poll() is None:
