@@ -57,6 +57,7 @@ START_GAP_LINES = 0.6  # a blank gap of at least this many line heights may prec
 PREAMBLE_GAP_RATIO = 1.5  # a margin line this much closer to the start below than to the text above is a preamble
 LABEL_WIDTH_RANGE = (0.75, 1.33)  # an unread first word this wide relative to the labels read may be one
 LABEL_GAP_SHARE = 0.8  # ... after a blank gap at least this share of the median one above a label read
+UNREAD_GAP_RATIO = 2.0  # with no number read, a question follows a blank gap this many times the median spacing
 JOIN_GAP_LINES = 4.0  # a non-numbered line further below its question than this is not part of it
 MIN_PAGE_SIDE = 200  # px: a smaller image cannot hold a legible exam page
 MIN_LINE_PX = 9  # text lines lower than this many pixels are too coarse to read (a page shrunk to a thumbnail)
@@ -731,6 +732,18 @@ def _questions(
         for n, p in enumerate(picked, start=ra.number + 1):
             starts[p] = _renumbered(ra, n)
     headings = {p for p, r in cands if r.kind == "heading"}
+    unlabelled: set[tuple[int, int]] = set()
+    if not chosen:
+        # No number read at all (a scan too degraded for the recogniser): questions start at margin lines after a
+        # blank gap well above the usual line spacing, with no number.
+        for c, lines in enumerate(column_lines):
+            spacing = [b.y0 - a.y1 for a, b in itertools.pairwise(lines)]
+            if not spacing:
+                continue
+            min_gap = max(START_GAP_LINES * line_h, UNREAD_GAP_RATIO * float(np.median(spacing)))
+            unlabelled |= {
+                (cc, i) for cc, i in pending if cc == c and (cc, i) not in headings and gap_above((cc, i)) >= min_gap
+            }
     # A margin line set apart from the text above it and closer to the question start below it is that question's
     # preamble (a section heading the recogniser could not read), not the end of the question above.
     for c, i in pending:
@@ -752,7 +765,10 @@ def _questions(
             ):
                 continue  # a page number: narrow, centred, at the foot of the page
             start = starts.get((c, i))
-            if start is not None:
+            if (c, i) in unlabelled:
+                current = [line.x0, line.y0, line.x1, line.y1]
+                found.append(Question((0, 0, 0, 0), None, None, c))
+            elif start is not None:
                 read = start
                 label = read.label
                 if read.family == "num" and hangul and not read.hangul_prefix:

@@ -78,3 +78,23 @@ def test_truetype_tuning_pages_read_numbers_and_boxes() -> None:
         total += len(page.boxes)
     assert hits / total >= 0.9
     assert numbers / total >= 0.9
+
+
+def test_questions_whose_numbers_cannot_be_read_are_split_at_wide_gaps_with_no_number() -> None:
+    """No label at all (numbers lost to a degraded scan): blocks of lines apart by wide gaps, number null."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=22)
+    page = Image.new("L", (1240, 1754), 255)
+    draw = ImageDraw.Draw(page)
+    y = 150
+    for block in range(4):
+        for line in range(3):
+            draw.text((100, y), f"some words of block {block} on line {line} of its text", font=font, fill=0)
+            y += 34
+        y += 120
+    ok, png = cv2.imencode(".png", np.asarray(page))
+    assert ok
+    found = handle(JobContext.for_test("question_segmentation", {}, png.tobytes()))["questions"]
+    assert [(q["number"], q["label"]) for q in found] == [(None, None)] * 4
+    assert [q["bbox"][1] for q in found] == sorted(q["bbox"][1] for q in found)
