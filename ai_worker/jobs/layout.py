@@ -10,9 +10,12 @@ A question starts at a line that begins at its column's left margin with a print
 (`1.`, `2)`, `문 3.`, `Q4.`, `[5]`, a boxed or circled number; `textlines.recognise` on the line's first word, or
 on the inside of a drawn box/circle). The labels kept are one family whose numbers increase down the reading order
 (`_chain`): choice markers that restart at ① and stray reads drop out. A gap in the sequence is filled from the
-unread margin lines with the widest blank gap above. Every other line joins the question above it in its column
-unless more than `JOIN_GAP_LINES` line heights below it. A two-column reading is kept only when both columns hold
-question numbers, so a sparse one-column page is not split.
+unread margin lines with the widest blank gap above; after the last number read, unread margin lines with a
+label-wide first word after a label-like gap continue it. The margin is the line leaving the fewest line starts left
+of it (`_margin`), so a few labels beside many indented lines set it. A page with no number read at all is split at
+wide blank gaps, with no numbers. Every other line joins the question above it in its column unless more than
+`JOIN_GAP_LINES` line heights below it. A two-column reading is kept only when both columns hold question numbers,
+so a sparse one-column page is not split.
 """
 
 from __future__ import annotations
