@@ -1,6 +1,7 @@
 """question_segmentation on held-out exam pages (bench/heldout/segmentation_pages.py) and on the tuning generator.
 
-    OMP_NUM_THREADS=1 python bench/bench_segmentation.py [--pages 60] [--first 0] [--tuning 20]
+    OMP_NUM_THREADS=1 python bench/bench_segmentation.py [--pages 60] [--first 0] [--tuning 20] [--varied 40] \
+        [--font 60]
 
 Prints, for the held-out set: questions found at IoU >= 0.85 (matched in reading order), pages fully right (every
 question found, nothing extra, in reading order, all at IoU >= 0.85), printed numbers read right (`number` and
@@ -26,7 +27,8 @@ sys.path.insert(0, str(ROOT / "tests" / "jobs" / "segmentation"))
 sys.path.insert(0, str(ROOT))
 
 import cv2  # noqa: E402
-from seg_pages import render_exam_page  # noqa: E402
+from seg_font_pages import faces, render_font_page  # noqa: E402
+from seg_pages import render_exam_page, render_varied_page  # noqa: E402
 from segmentation_pages import HeldoutPage, fonts_available, not_a_page, render_page  # noqa: E402
 
 from ai_worker.jobs.context import JobContext  # noqa: E402
@@ -134,20 +136,45 @@ def tuning(count: int) -> None:
     print(f"tuning generator (seeds 5000-{5000 + count - 1}): hit rate {hits / total:.3f}, exact {exact / count:.3f}")
 
 
+def tuning_labelled(name: str, render: Any, seeds: range) -> None:
+    """A tuning generator with printed numbers (`render_varied_page`, `render_font_page`): the held-out scores."""
+    hits = total = exact = numbers = 0
+    for seed in seeds:
+        page = render(seed)
+        found = run(page.encode())[0]["questions"]
+        ok = [i < len(found) and iou(t, found[i]["bbox"]) >= IOU_MIN for i, t in enumerate(page.boxes)]
+        hits += sum(ok)
+        total += len(ok)
+        exact += len(found) == len(page.boxes) and all(ok)
+        numbers += sum(
+            i < len(found) and (found[i]["number"], found[i]["label"]) == (n, label)
+            for i, (n, label) in enumerate(zip(page.numbers, page.labels, strict=True))
+        )
+    print(f"tuning {name} (seeds {seeds.start}-{seeds.stop - 1}): hit rate {hits / total:.3f}, "
+          f"exact {exact / len(seeds):.3f}, numbers {numbers / total:.3f}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=60)
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--tuning", type=int, default=20)
+    parser.add_argument("--varied", type=int, default=0, help="pages of seg_pages.render_varied_page (tuning)")
+    parser.add_argument("--font", type=int, default=0, help="pages of seg_font_pages.render_font_page (tuning)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     if not fonts_available():
         sys.exit("held-out fonts missing: apt-get install fonts-nanum fonts-noto-cjk fonts-dejavu")
-    evaluate(range(args.first, args.first + args.pages), args.verbose)
-    non_pages()
+    if args.pages:
+        evaluate(range(args.first, args.first + args.pages), args.verbose)
+        non_pages()
     if args.tuning:
         tuning(args.tuning)
+    if args.varied:
+        tuning_labelled("varied", render_varied_page, range(args.varied))
+    if args.font and faces():
+        tuning_labelled("font", render_font_page, range(args.font))
 
 
 if __name__ == "__main__":

@@ -10,9 +10,12 @@ A question starts at a line that begins at its column's left margin with a print
 (`1.`, `2)`, `문 3.`, `Q4.`, `[5]`, a boxed or circled number; `textlines.recognise` on the line's first word, or
 on the inside of a drawn box/circle). The labels kept are one family whose numbers increase down the reading order
 (`_chain`): choice markers that restart at ① and stray reads drop out. A gap in the sequence is filled from the
-unread margin lines with the widest blank gap above. Every other line joins the question above it in its column
-unless more than `JOIN_GAP_LINES` line heights below it. A two-column reading is kept only when both columns hold
-question numbers, so a sparse one-column page is not split.
+unread margin lines with the widest blank gap above; after the last number read, unread margin lines with a
+label-wide first word after a label-like gap continue it. The margin is the line leaving the fewest line starts left
+of it (`_margin`), so a few labels beside many indented lines set it. A page with no number read at all is split at
+wide blank gaps, with no numbers. Every other line joins the question above it in its column unless more than
+`JOIN_GAP_LINES` line heights below it. A two-column reading is kept only when both columns hold question numbers,
+so a sparse one-column page is not split.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ai_worker.jobs.imaging import ink_mask, join_marks, remove_specks
 REFERENCE_WIDTH = 1240  # A4 at 150 dpi: the unit every pixel constant below is written in
 BILEVEL_SHARE = 0.98  # a page whose pixels are this much at its darkest or lightest level is a black-and-white scan
 BILEVEL_JOIN = 3  # ... whose ink is closed over this many reference pixels (the specks of a broken stroke join)
+SOFTEN_LINES = 0.025  # ... and read through a blur of this many line heights (the recogniser reads grey text)
 FINE_SPECK_AREA = 3  # ... but a full stop at the end of a question label is not
 SPECK_AREA = 12  # components smaller than this (reference pixels squared: a 3x4 blot) are dust
 DOT_LINES = 0.5  # blocks lower than half a line height are dots and dust (or a row of them) ...
@@ -50,9 +54,13 @@ GUTTER_CROSSINGS = 2  # line heights of ink that may cross a gutter (a title, a 
 COLUMN_MIN_SHARE = 0.05  # each column holds at least 5 % of the body's ink, or the page has one column
 COLUMN_TOP_LINES = 3  # the two columns' first lines are at most 3 line heights apart
 MARGIN_TOL_LINES = 0.6  # a line starts at the margin when within 0.6 line heights of it
-MARGIN_WINDOW_LINES = 12  # the margin is fitted to the lines starting leftmost among those this many lines around
-MAX_MARGIN_SLOPE = 0.03  # about 1.7 degrees: a steeper fitted margin is an artefact (a ragged column), not a drift
+MARGIN_BAND_LINES = 2.0  # the margin runs through line starts within this many line heights of the leftmost
+MAX_MARGIN_SLOPE = 0.008  # about 0.45 degrees: the residual skew of a levelled page; steeper is a ragged column
 START_GAP_LINES = 0.6  # a blank gap of at least this many line heights may precede a new question
+PREAMBLE_GAP_RATIO = 1.5  # a margin line this much closer to the start below than to the text above is a preamble
+LABEL_WIDTH_RANGE = (0.75, 1.33)  # an unread first word this wide relative to the labels read may be one
+LABEL_GAP_SHARE = 0.8  # ... after a blank gap at least this share of the median one above a label read
+UNREAD_GAP_RATIO = 2.0  # with no number read, a question follows a blank gap this many times the median spacing
 JOIN_GAP_LINES = 4.0  # a non-numbered line further below its question than this is not part of it
 MIN_PAGE_SIDE = 200  # px: a smaller image cannot hold a legible exam page
 MIN_LINE_PX = 9  # text lines lower than this many pixels are too coarse to read (a page shrunk to a thumbnail)
@@ -68,6 +76,11 @@ CIRCLED_WEIGHT = 0.5  # circled numbers are usually choice markers: a chain of t
 SKIP_PENALTY = 0.6  # a chain of question numbers loses this much per number it skips
 WIDE_LABEL_LINES = 3.0  # the window read again from the line start when the first word stopped short of a label
 NARROW_LABEL_LINES = 1.6  # an unread first word this narrow may be a question number ("1.", "12)")
+FRAME_SIDE_COVER = 0.7  # a number is framed when three sides of its frame are strokes along this much of their middle
+FRAME_PAD_LINES = 0.25  # ... the frame reaching at most this far above and below its text line
+FRAME_BREAK_LINES = 0.12  # ... once breaks this many line heights wide are closed (a hairline on a bilevel scan)
+BOX_SIDE_FULL = 0.85  # a frame is a box when its sides cover this much of its bounding box on average, else a circle
+ENCLOSED_MAX_FILL = 0.8  # a box or circle around a number: its inside is at most this much ink (bold digits fill ~0.55)
 
 
 @dataclass(frozen=True)
@@ -111,10 +124,10 @@ def analyse(gray: np.ndarray) -> Layout:
         return Layout([], 1, 0.0, reason)
     skew = estimate_skew(mask)
     if abs(skew) < MIN_SKEW_DEG:
-        found, columns, reason = _analyse_level(gray, mask)
+        found, columns, reason = _analyse_level(gray, mask, bilevel)
         return Layout(found, columns, 0.0, reason)
     level, back = straighten(gray, skew)
-    found, columns, reason = _analyse_level(level, _ink(level, bilevel))
+    found, columns, reason = _analyse_level(level, _ink(level, bilevel), bilevel)
     mapped = [replace(q, box=_tight_on_page(q.box, back, mask)) for q in found]
     return Layout(mapped, columns, round(-skew, 2), reason)
 
@@ -158,7 +171,7 @@ def _ink(gray: np.ndarray, bilevel: bool = False) -> np.ndarray:
     unit = gray.shape[1] / REFERENCE_WIDTH
     ink = ink_mask(gray)
     if bilevel:
-        size = max(2, round(BILEVEL_JOIN * unit))
+        size = max(3, round(BILEVEL_JOIN * unit) | 1)  # odd: OpenCV shifts a closing by an even kernel a pixel
         ink = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((size, size), np.uint8))
     return remove_specks(ink, max(2, round(SPECK_AREA * unit * unit)))
 
@@ -171,7 +184,7 @@ def _bilevel(gray: np.ndarray) -> bool:
     return bool(np.mean((sample == low) | (sample == high)) >= BILEVEL_SHARE)
 
 
-def _analyse_level(gray: np.ndarray, mask: np.ndarray) -> tuple[list[Question], int, str | None]:
+def _analyse_level(gray: np.ndarray, mask: np.ndarray, bilevel: bool = False) -> tuple[list[Question], int, str | None]:
     """(questions, column count, reason when nothing could be looked for) of a level page."""
     width = gray.shape[1]
     top, bottom = _strip_rules(mask, ink_mask(gray, RULE_MIN_CONTRAST))
@@ -191,15 +204,20 @@ def _analyse_level(gray: np.ndarray, mask: np.ndarray) -> tuple[list[Question], 
     blocks = [b for b in blocks if b.y1 - b.y0 >= DOT_LINES * line_h or b.x1 - b.x0 >= RULE_LINES * line_h]
     # Labels are cut at blank runs in a mask that keeps the small marks the speck filter drops (the "." of "1.").
     unit = width / REFERENCE_WIDTH
-    fine = remove_specks(ink_mask(gray[top:bottom]), max(2, round(FINE_SPECK_AREA * unit * unit)))
-    reader = _Reader(gray[top:bottom], fine, line_h)
+    raw = ink_mask(gray[top:bottom])
+    fine = remove_specks(raw, max(2, round(FINE_SPECK_AREA * unit * unit)))
+    body_gray = gray[top:bottom]
+    if bilevel:
+        # The recogniser reads grey text: a black-and-white scan's broken, jagged strokes are softened first.
+        body_gray = cv2.GaussianBlur(body_gray, (0, 0), max(0.5, SOFTEN_LINES * line_h))
+    reader = _Reader(body_gray, fine, line_h, raw)
     gutter = _gutter(_blocks(body, word_gap * 2), width, line_h)
     foot = (1 - FOLIO_ZONE) * gray.shape[0] - top
     found: list[Question] = []
     columns = 1
     if gutter is not None:
         sides = [[b for b in blocks if _left_of(b, gutter)], [b for b in blocks if not _left_of(b, gutter)]]
-        found = _questions(reader, sides, line_h, width, foot)
+        found = _questions(reader, sides, line_h, width, foot, gutter)
         columns = 2
         if len({q.column for q in found}) < 2:
             # Numbers read in one column only: a sparse one-column page split by a false gutter, or a column whose
@@ -307,38 +325,45 @@ def _left_of(block: Block, gutter: int) -> bool:
     return block.x0 + block.x1 < 2 * gutter
 
 
-def _margin(blocks: list[Block], line_h: float) -> tuple[float, float]:
+def _margin(blocks: list[Block], line_h: float, lo: int = 0) -> tuple[float, float]:
     """A column's left margin as a line x = a + b * y (a scan levelled to within a few tenths of a degree still
     drifts over a page): (a, b).
 
-    The margin is fitted to the lines that start leftmost among their neighbours within `MARGIN_WINDOW_LINES`; a line
-    more than `JOIN_GAP_LINES` from any other (a page number, a stray mark) and blocks smaller than half a line
-    (dust, dots) do not count, and a start no other line shares (a speck beside a line) neither.
+    The margin is the line, no steeper than `MAX_MARGIN_SLOPE`, that leaves the fewest line starts left of it and
+    then has the most line starts on it: question labels stand leftmost even when few (a hanging indent puts most
+    lines further right, and a one-line question may stand alone). It runs through one start (level) or two. Blocks
+    smaller than half a line (dust, dots) do not count, nor lines that start left of `lo` (the gutter of a right
+    column, which a line spanning both columns crosses), nor a narrow line far from any other.
     """
-    lines = _lines([b for b in blocks if b.y1 - b.y0 >= line_h / 2])
-    if not lines:
-        return 0.0, 0.0
+    lines = [line for line in _lines([b for b in blocks if b.y1 - b.y0 >= line_h / 2]) if line.x0 >= lo]
+    # A narrow line far from any other (a page number, a stray mark) does not count either.
     reach = JOIN_GAP_LINES * line_h
     gaps = [b.y0 - a.y1 for a, b in itertools.pairwise(lines)]
-    above = [math.inf, *gaps]
-    below = [*gaps, math.inf]
-    near = [line for line, up, down in zip(lines, above, below, strict=True) if min(up, down) <= reach] or lines
+    lines = [
+        line
+        for line, up, down in zip(lines, [math.inf, *gaps], [*gaps, math.inf], strict=True)
+        if min(up, down) <= reach or line.x1 - line.x0 > LABEL_MAX_LINES * line_h
+    ]
+    if not lines:
+        return float(lo), 0.0
     tol = MARGIN_TOL_LINES * line_h
-    window = MARGIN_WINDOW_LINES * line_h
-    shared = [line for line in near if sum(abs(o.x0 - line.x0) <= tol for o in near) > 1] or near
-    envelope = []
-    for line in shared:
-        leftmost = min(o.x0 for o in shared if abs(o.y0 - line.y0) <= window)
-        if line.x0 <= leftmost + tol / 2:
-            envelope.append(line)
-    if len(envelope) < 3:
-        return float(min(line.x0 for line in envelope or near)), 0.0
-    ys = np.array([(line.y0 + line.y1) / 2 for line in envelope])
-    xs = np.array([line.x0 for line in envelope], np.float64)
-    slope, intercept = np.polyfit(ys, xs, 1)
-    if abs(slope) > MAX_MARGIN_SLOPE:
-        return float(np.median(xs)), 0.0
-    return float(intercept), float(slope)
+    xs = np.array([line.x0 for line in lines], np.float64)
+    ys = np.array([(line.y0 + line.y1) / 2 for line in lines])
+    # Hypotheses through the starts near the leftmost: level through one, or through two.
+    near_left = np.flatnonzero(xs <= xs.min() + MARGIN_BAND_LINES * line_h)
+    i, j = np.meshgrid(near_left, near_left, indexing="ij")
+    pair = (i < j) & (np.abs(ys[j] - ys[i]) > 0)
+    i, j = i[pair], j[pair]
+    slope = (xs[j] - xs[i]) / (ys[j] - ys[i])
+    keep = np.abs(slope) <= MAX_MARGIN_SLOPE
+    b = np.concatenate([np.zeros(len(near_left)), slope[keep]])
+    a = np.concatenate([xs[near_left], xs[i[keep]] - slope[keep] * ys[i[keep]]])
+    residual = xs[None, :] - (a[:, None] + b[:, None] * ys[None, :])
+    left_of = (residual < -tol).sum(axis=1)
+    on = (np.abs(residual) <= tol).sum(axis=1)
+    spread = np.where(np.abs(residual) <= tol, np.abs(residual), 0.0).sum(axis=1)
+    best = np.lexsort((np.abs(b), spread, -on, left_of))[0]
+    return float(a[best]), float(b[best])
 
 
 def _lines(blocks: list[Block]) -> list[Block]:
@@ -418,8 +443,10 @@ def parse_label(text: str, frame: str = "") -> _Read | None:
 class _Reader:
     """Reads the leading token of text lines with the PP-OCR recogniser (`textlines`)."""
 
-    def __init__(self, gray: np.ndarray, mask: np.ndarray, line_h: float) -> None:
+    def __init__(self, gray: np.ndarray, mask: np.ndarray, line_h: float, raw: np.ndarray | None = None) -> None:
+        # raw: the ink before dust removal, where a hairline frame broken into dots by a scan still shows
         self.gray, self.mask, self.line_h = gray, mask, line_h
+        self.raw = mask if raw is None else raw
         self._cache: dict[tuple[int, int, int, int], _Read | None] = {}
 
     def _token_end(self, line: Block, x: int, gap_lines: float) -> int | None:
@@ -447,30 +474,49 @@ class _Reader:
 
     def _box_inside(self, line: Block, x1: int) -> tuple[int, int, int, int, bool] | None:
         """The inside of a drawn box or circle around the token (a boxed or circled number), and whether it is a
-        circle; None when the token is not enclosed (ink on all four sides, around the middle of each)."""
-        window = self.mask[line.y0 : line.y1, line.x0 : x1]
+        circle; None when the token is not enclosed.
+
+        Each side of a frame is a stroke along its middle half: most columns (rows) there have ink in the band along
+        that side once small breaks are closed. A thin frame on a black-and-white scan may lose most of one side, so
+        three sides must be strokes and the fourth show some ink; the strokes of a digit ("2)", "[5]") leave gaps on
+        two sides at least.
+        """
+        pad = round(FRAME_PAD_LINES * self.line_h)
+        top, left = max(0, line.y0 - pad), max(0, line.x0 - pad)
+        window = self.raw[top : line.y1 + pad, left : x1 + 1]
         ys, xs = np.nonzero(window)
         if len(xs) == 0:
             return None
         x, y, w, h = int(xs.min()), int(ys.min()), int(xs.max()) + 1 - int(xs.min()), int(ys.max()) + 1 - int(ys.min())
-        if h < 0.7 * self.line_h or w < 0.6 * self.line_h or w > 2.2 * h:
+        if h < 0.7 * self.line_h or w < 0.6 * self.line_h or w > 2.2 * h or h > 2 * self.line_h:
             return None
-        frame = window[y : y + h, x : x + w]
         band = max(1, round(0.15 * min(w, h)))
         mid_rows, mid_cols = slice(h // 4, h - h // 4), slice(w // 4, w - w // 4)
-        sides = (frame[mid_rows, :band], frame[mid_rows, -band:], frame[:band, mid_cols], frame[-band:, mid_cols])
-        if not all(side.any() for side in sides) or frame[band:-band, band:-band].mean() > 0.5:
+        size = max(3, round(FRAME_BREAK_LINES * self.line_h) | 1)  # odd: an even kernel shifts the closing
+        frame = cv2.morphologyEx(window[y : y + h, x : x + w], cv2.MORPH_CLOSE, np.ones((size, size), np.uint8))
+        covered = sorted(
+            (
+                frame[mid_rows, :band].any(axis=1).mean(),
+                frame[mid_rows, -band:].any(axis=1).mean(),
+                frame[:band, mid_cols].any(axis=0).mean(),
+                frame[-band:, mid_cols].any(axis=0).mean(),
+            )
+        )
+        if covered[0] == 0 or covered[1] < FRAME_SIDE_COVER or frame[band:-band, band:-band].mean() > ENCLOSED_MAX_FILL:
             return None
-        corner = max(1, round(0.1 * min(w, h)))
-        corners = [
-            frame[:corner, :corner],
-            frame[:corner, -corner:],
-            frame[-corner:, :corner],
-            frame[-corner:, -corner:],
-        ]
-        circle = sum(bool(c.any()) for c in corners) <= 1  # a circle leaves its bounding box's corners blank
+        # A box's sides run the full length of its bounding box; a circle touches each side only around its middle
+        # (a band a tenth deep holds about 60 % of the arc's width). Corners alone would not do: a black-and-white
+        # scan rounds a box's corners off.
+        edge = max(1, round(0.1 * min(w, h)))
+        full = (
+            frame[:edge, :].any(axis=0).mean(),
+            frame[-edge:, :].any(axis=0).mean(),
+            frame[:, :edge].any(axis=1).mean(),
+            frame[:, -edge:].any(axis=1).mean(),
+        )
+        circle = bool(np.mean(full) < BOX_SIDE_FULL)
         inset = max(2, round((0.2 if circle else 0.12) * min(w, h)))
-        return line.x0 + x + inset, line.y0 + y + inset, line.x0 + x + w - inset, line.y0 + y + h - inset, circle
+        return left + x + inset, top + y + inset, left + x + w - inset, top + y + h - inset, circle
 
     def read(self, lines: list[Block]) -> list[_Read | None]:
         """The label each line starts with (None: none read); lines read before (the other column reading) are not
@@ -491,6 +537,10 @@ class _Reader:
         for i, line in enumerate(lines):
             end = self._token_end(line, line.x0, SPACE_LINES)
             if end is None or end - line.x0 > LABEL_MAX_LINES * self.line_h:
+                # No word gap near the start (text set flush against its label): the line's start is read.
+                window = min(line.x1, line.x0 + round(WIDE_LABEL_LINES * self.line_h))
+                crops.append(self._crop(line, line.x0, window))
+                owners.append((i, ""))
                 continue
             inside = self._box_inside(line, end)
             if inside is not None:
@@ -507,16 +557,16 @@ class _Reader:
             crops.append(self._crop(line, line.x0, end))
             owners.append((i, ""))
         reads: list[_Read | None] = [None] * len(lines)
-        # A plain read that parses wins, except that the digits read inside a circle beat a circled glyph read
-        # whole (the recogniser confuses ⑪-⑳ with ①-⑩); the read inside a frame also counts when the plain one
-        # says nothing.
+        # The digits read inside a drawn box or circle win (the recogniser reads a boxed 5 whole as ⑤ or [5], and
+        # confuses ⑪-⑳ with ①-⑩), except over a bracket read whole ("[5]" may pass for a box); otherwise the
+        # plain read.
         results = list(zip(owners, textlines.recognise(crops), strict=True))
         plain: dict[int, str] = {}
         for (i, frame), (text, confidence) in sorted(results, key=lambda r: r[0][1] != ""):
             if confidence < MIN_READ_CONFIDENCE:
                 continue
             read, before = parse_label(text, frame), reads[i]
-            if before is None or (frame == "circle" and read is not None and before.family == "circled"):
+            if before is None or (frame and read is not None and before.family != "bracket"):
                 reads[i] = read or before
             if not frame:
                 plain[i] = text
@@ -599,7 +649,9 @@ def _renumbered(read: _Read, number: int) -> _Read:
     return replace(read, number=number, label=label)
 
 
-def _questions(reader: _Reader, columns: list[list[Block]], line_h: float, width: int, foot: float) -> list[Question]:
+def _questions(
+    reader: _Reader, columns: list[list[Block]], line_h: float, width: int, foot: float, gutter: int = 0
+) -> list[Question]:
     """Questions of one layout hypothesis (a list of columns of blocks), in reading order.
 
     `foot`: the y (body pixels) where the page's foot begins, whose narrow centred lines are page numbers."""
@@ -607,7 +659,7 @@ def _questions(reader: _Reader, columns: list[list[Block]], line_h: float, width
     column_lines = [_lines(blocks) for blocks in columns]
     pending: list[tuple[int, int]] = []  # (column, line index) of lines that start at their column's margin
     for c, lines in enumerate(column_lines):
-        a, b = _margin(columns[c], line_h)
+        a, b = _margin(columns[c], line_h, gutter if c else 0)
         pending += [
             (c, i)
             for i, line in enumerate(lines)
@@ -624,6 +676,16 @@ def _questions(reader: _Reader, columns: list[list[Block]], line_h: float, width
     # Lines with no label read, with a label of another family, or with a label of the family whose number broke
     # the sequence (the recogniser reads a small 7 as 1): candidates for the numbers the sequence misses.
     unread = [p for p, r in zip(pending, reads, strict=True) if r is None or (r.kind == "start" and p not in starts)]
+
+    def gap_above(p: tuple[int, int]) -> float:
+        c, i = p
+        return math.inf if i == 0 else column_lines[c][i].y0 - column_lines[c][i - 1].y1
+
+    def token_width(p: tuple[int, int]) -> int | None:
+        line = column_lines[p[0]][p[1]]
+        end = reader.token_end(line)
+        return None if end is None else end - line.x0
+
     if chosen:
         # After the last number read, labels of the family that broke the sequence by one misread digit continue it.
         last, read = chosen[-1]
@@ -633,10 +695,22 @@ def _questions(reader: _Reader, columns: list[list[Block]], line_h: float, width
             if position[p] > position[last] and r is not None and r.family == family and _misread(r.number, expected):
                 starts[p] = _renumbered(read, expected)
                 expected += 1
-
-    def gap_above(p: tuple[int, int]) -> float:
-        c, i = p
-        return math.inf if i == 0 else column_lines[c][i].y0 - column_lines[c][i - 1].y1
+        # Labels the recogniser could not read at all after the last one read: unread margin lines whose first word
+        # is as wide as the labels read and that follow a blank gap like theirs continue the sequence.
+        widths = [w for p, _ in chosen if (w := token_width(p)) is not None]
+        gaps = [g for p, _ in chosen if math.isfinite(g := gap_above(p))]
+        if widths and gaps:
+            lo, hi = (LABEL_WIDTH_RANGE[0] * float(np.median(widths)), LABEL_WIDTH_RANGE[1] * float(np.median(widths)))
+            min_gap = max(START_GAP_LINES * line_h, LABEL_GAP_SHARE * float(np.median(gaps)))
+            last = max(p for p in starts if p in position) if starts else last
+            last_number = starts[last].number
+            for p in unread:
+                if position[p] <= position[last] or p in starts:
+                    continue
+                w = token_width(p)
+                if w is not None and lo <= w <= hi and gap_above(p) >= min_gap:
+                    last_number += 1
+                    starts[p] = _renumbered(read, last_number)
 
     if len(chosen) >= 2 and chosen[0][1].number > 1:
         # Before the first number read, only label-narrow unread lines may be the questions it follows.
@@ -661,6 +735,27 @@ def _questions(reader: _Reader, columns: list[list[Block]], line_h: float, width
         for n, p in enumerate(picked, start=ra.number + 1):
             starts[p] = _renumbered(ra, n)
     headings = {p for p, r in cands if r.kind == "heading"}
+    unlabelled: set[tuple[int, int]] = set()
+    if not chosen:
+        # No number read at all (a scan too degraded for the recogniser): questions start at margin lines after a
+        # blank gap well above the usual line spacing, with no number.
+        for c, lines in enumerate(column_lines):
+            spacing = [b.y0 - a.y1 for a, b in itertools.pairwise(lines)]
+            if not spacing:
+                continue
+            min_gap = max(START_GAP_LINES * line_h, UNREAD_GAP_RATIO * float(np.median(spacing)))
+            unlabelled |= {
+                (cc, i) for cc, i in pending if cc == c and (cc, i) not in headings and gap_above((cc, i)) >= min_gap
+            }
+    # A margin line set apart from the text above it and closer to the question start below it is that question's
+    # preamble (a section heading the recogniser could not read), not the end of the question above.
+    for c, i in pending:
+        lines = column_lines[c]
+        if (c, i) in starts or (c, i + 1) not in starts or i == 0:
+            continue
+        above, below = gap_above((c, i)), gap_above((c, i + 1))
+        if above >= START_GAP_LINES * line_h and above > PREAMBLE_GAP_RATIO * max(below, 1.0):
+            headings.add((c, i))
     hangul = sum(r.hangul_prefix for _, r in chosen) * 2 > len(chosen)
     found: list[Question] = []
     for c, lines in enumerate(column_lines):
@@ -673,7 +768,10 @@ def _questions(reader: _Reader, columns: list[list[Block]], line_h: float, width
             ):
                 continue  # a page number: narrow, centred, at the foot of the page
             start = starts.get((c, i))
-            if start is not None:
+            if (c, i) in unlabelled:
+                current = [line.x0, line.y0, line.x1, line.y1]
+                found.append(Question((0, 0, 0, 0), None, None, c))
+            elif start is not None:
                 read = start
                 label = read.label
                 if read.family == "num" and hangul and not read.hangul_prefix:

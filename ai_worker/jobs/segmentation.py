@@ -1,10 +1,11 @@
 """question_segmentation: split exam pages (an image, or PDF pages) into question regions in reading order.
 
-Result: `{method, columns, questions: [{number, bbox, page_index[, score]}], pages: [{page_index, width, height, dpi,
-columns, skew_deg, questions}]}`. A bbox is [x0, y0, x1, y1] in pixels of the page as analysed (the image itself,
-or the PDF page rendered at `dpi`), x1/y1 exclusive; on a skewed page, the axis-aligned box around the question.
-`number` is the question's ordinal in reading order across the selected pages, starting at `payload.first_number`
-(default 1): numbers are located by layout, not read by OCR.
+Result: `{method, columns, questions: [{number, label, bbox, column, page_index, index[, score]}], pages:
+[{page_index, width, height, dpi, columns, skew_deg, questions[, reason]}][, reason]}`. A bbox is [x0, y0, x1, y1] in
+pixels of the page as analysed (the image itself, or the PDF page rendered at `dpi`), x1/y1 exclusive; on a skewed
+page, the tight box of the question's ink on the page as given. `number` and `label` are the printed question number
+and label, read with the PP-OCR recogniser (null when nothing legible is there); `index` is the question's ordinal in
+reading order across the selected pages, starting at `payload.first_number` (default 1).
 
 The OpenCV layout analysis (`layout.py`) runs unless `AI_WORKER_SEGMENTATION_ONNX_MODEL` names a detector, which
 then replaces it (`layout_onnx.py`). Pages are processed one at a time, so memory is one rendered page, its levelled

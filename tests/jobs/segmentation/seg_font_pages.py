@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -46,6 +46,7 @@ class FontPage:
     labels: list[str]
     columns: int
     kind: str
+    tags: dict[str, str] = field(default_factory=dict)  # lang, style, indent, columns, scan, skew: for breakdowns
 
     def encode(self) -> bytes:
         if "jpeg" in self.kind:
@@ -85,6 +86,7 @@ def render_font_page(seed: int) -> FontPage:
     symbols = ImageFont.truetype(SYMBOL_FACE if Path(SYMBOL_FACE).is_file() else face, px)
     korean = "DejaVu" not in face and rng.random() < 0.7
     style = rng.choice(LABELS)
+    frame_width = rng.choice((1, 2, 2))  # boxed labels: a hairline or a 2 px frame
     flush = rng.random() < 0.5
     two = rng.random() < 0.5
     lead = int(px * rng.uniform(1.5, 1.9))
@@ -123,7 +125,7 @@ def render_font_page(seed: int) -> FontPage:
             )
             if style == "boxed":
                 tw = int(font.getlength(label))
-                d.rectangle((x0, y - 2, x0 + tw + 10, y + px + 4), outline=0, width=2)
+                d.rectangle((x0, y - 2, x0 + tw + 10, y + px + 4), outline=0, width=frame_width)
                 d.text((x0 + 5, y), label, font=font, fill=0)
                 lw = tw + 10
             else:
@@ -169,7 +171,15 @@ def render_font_page(seed: int) -> FontPage:
                 break
     d.text((w // 2 - px, h - int(0.5 * dpi)), str(rng.randint(1, 20)), font=font, fill=0)
     page = np.asarray(img).copy()
-    kind = rng.choice(("otsu", "photocopy", "jpeg", "clean", "harsh"))
+    # The page is skewed as it lies on the scanner, before the scan: a black-and-white scan stays black and white.
+    skewed = rng.random() < 0.35
+    if skewed:
+        angle = rng.uniform(-2.0, 2.0)
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        page = cv2.warpAffine(page, m, (w, h), borderValue=255)
+        owner = cv2.warpAffine(owner, m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+        boxes = [_tight(owner == k + 1) or b for k, b in enumerate(boxes)]
+    kind = rng.choice(("otsu", "photocopy", "jpeg", "clean", "harsh", "bilevel"))
     if kind == "otsu":
         noisy = cv2.GaussianBlur(page, (3, 3), 0).astype(np.int16) + np.random.default_rng(seed).integers(
             -40, 40, page.shape
@@ -180,19 +190,27 @@ def render_font_page(seed: int) -> FontPage:
         noisy += np.random.default_rng(seed).normal(0, 22, page.shape).astype(np.float32)
         page = np.where(noisy < rng.uniform(100, 180), 0, 255).astype(np.uint8)
         page[np.random.default_rng(seed + 1).random(page.shape) < 0.0004] = 0
+    elif kind == "bilevel":  # an office scanner's black-and-white mode: optics blur, a fixed threshold, little noise
+        soft = cv2.GaussianBlur(page, (0, 0), rng.uniform(0.4, 1.0)).astype(np.float32)
+        soft += np.random.default_rng(seed).normal(0, 6, page.shape).astype(np.float32)
+        page = np.where(soft < rng.uniform(90, 190), 0, 255).astype(np.uint8)
     elif kind == "photocopy":
         page = cv2.GaussianBlur(page, (0, 0), 1.0)
         mask = np.random.default_rng(seed).random(page.shape) < 0.0015
         page[mask] = 30
         page = cv2.addWeighted(page, 0.85, np.full_like(page, 230), 0.15, 0)
-    if rng.random() < 0.35:
-        angle = rng.uniform(-2.0, 2.0)
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
-        page = cv2.warpAffine(page, m, (w, h), borderValue=255)
-        owner = cv2.warpAffine(owner, m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
-        boxes = [_tight(owner == k + 1) or b for k, b in enumerate(boxes)]
+    if skewed:
         kind += "+skew"
-    return FontPage(page, boxes, numbers, labels, 2 if two else 1, kind)
+    tags = {
+        "lang": "ko" if korean else "en",
+        "style": style,
+        "indent": "flush" if flush else "hanging",
+        "columns": str(2 if two else 1),
+        "scan": kind.removesuffix("+skew"),
+        "skew": "skewed" if skewed else "level",
+        "face": Path(face).stem,
+    }
+    return FontPage(page, boxes, numbers, labels, 2 if two else 1, kind, tags)
 
 
 def _tight(mask: np.ndarray) -> tuple[int, int, int, int] | None:

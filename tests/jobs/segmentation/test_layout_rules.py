@@ -1,0 +1,100 @@
+"""Layout rules of question_segmentation on small synthetic inputs: the column margin, drawn frames around numbers,
+and the TrueType tuning pages (bilevel, boxed, `문 N.`, English, skewed before the scan)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from seg_font_pages import faces, render_font_page
+from seg_pages import iou
+
+from ai_worker.jobs.context import JobContext
+from ai_worker.jobs.layout import Block, _margin, _Reader
+from ai_worker.jobs.segmentation import handle
+
+LINE_H = 25.0
+
+
+def _column(label_rows: list[int], rows: int, label_x: int = 100, body_x: int = 140) -> list[Block]:
+    """A hanging-indent column: a label line at `label_x` on `label_rows`, body lines at `body_x` elsewhere."""
+    return [Block(label_x if r in label_rows else body_x, 40 * r, 500, 40 * r + 25) for r in range(rows)]
+
+
+def test_margin_goes_through_few_labels_left_of_many_indented_lines() -> None:
+    # Four labels among forty lines, far apart: the margin is theirs, not the body's.
+    a, b = _margin(_column([0, 13, 26, 39], 40), LINE_H)
+    assert abs(a + b * 500 - 100) < 3 and abs(b) < 0.01
+
+
+def test_margin_keeps_a_lone_one_line_question_and_ignores_a_page_number() -> None:
+    blocks = [*_column([0, 4], 5), Block(100, 600, 480, 625)]  # a one-line question far below the others
+    assert abs(_margin(blocks, LINE_H)[0] - 100) < 3
+    folio = [*_column([0, 6], 12), Block(60, 1400, 90, 1425)]  # a narrow page number alone, left of the margin
+    assert abs(_margin(folio, LINE_H)[0] - 100) < 3
+
+
+def test_margin_of_a_right_column_ignores_lines_crossing_the_gutter() -> None:
+    blocks = [*_column([0, 5], 10, 700, 740), Block(300, 900, 900, 925), Block(310, 940, 880, 965)]
+    assert abs(_margin(blocks, LINE_H, 620)[0] - 700) < 3
+
+
+def _token(draw: str, thin: bool) -> tuple[np.ndarray, Block]:
+    """A grey strip holding a number drawn in a box, in a circle, or bare with a bracket, then thresholded."""
+    img = np.full((60, 120), 255, np.uint8)
+    cv2.putText(img, "7", (34, 42), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 0, 2, cv2.LINE_AA)
+    if draw == "box":
+        cv2.rectangle(img, (24, 12), (58, 48), 0, 1 if thin else 2)
+    elif draw == "circle":
+        cv2.circle(img, (42, 30), 19, 0, 1 if thin else 2, cv2.LINE_AA)
+    else:
+        cv2.putText(img, ")", (52, 42), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 0, 2, cv2.LINE_AA)
+    noisy = cv2.GaussianBlur(img, (0, 0), 0.7).astype(np.float32)
+    noisy += np.random.default_rng(3).normal(0, 18, img.shape).astype(np.float32)
+    return np.where(noisy < 150, 0, 255).astype(np.uint8), Block(24, 14, 120, 46)
+
+
+@pytest.mark.parametrize("thin", [False, True])
+@pytest.mark.parametrize(("draw", "expected"), [("box", False), ("circle", True), ("bare", None)])
+def test_frames_around_numbers_are_told_apart_on_a_black_and_white_scan(
+    draw: str, expected: bool | None, thin: bool
+) -> None:
+    gray, line = _token(draw, thin)
+    mask = (gray < 128).astype(np.uint8)
+    inside = _Reader(gray, mask, 32.0)._box_inside(line, 62 if draw != "bare" else 66)
+    assert (None if inside is None else inside[4]) == expected
+
+
+@pytest.mark.skipif(len(faces()) < 3, reason="TrueType faces absent: apt-get install fonts-nanum fonts-noto-cjk")
+def test_truetype_tuning_pages_read_numbers_and_boxes() -> None:
+    """Bilevel and grey scans, boxed/circled/`문 N.` labels, Korean and English (tuning generator, seeded)."""
+    hits = total = numbers = 0
+    for seed in (1, 3, 4, 24, 32, 35, 36, 47):
+        page = render_font_page(seed)
+        found = handle(JobContext.for_test("question_segmentation", {}, page.encode()))["questions"]
+        for i, (box, number, label) in enumerate(zip(page.boxes, page.numbers, page.labels, strict=True)):
+            hits += i < len(found) and iou(box, found[i]["bbox"]) >= 0.85
+            numbers += i < len(found) and found[i]["number"] == number and found[i]["label"] == label
+        total += len(page.boxes)
+    assert hits / total >= 0.9
+    assert numbers / total >= 0.9
+
+
+def test_questions_whose_numbers_cannot_be_read_are_split_at_wide_gaps_with_no_number() -> None:
+    """No label at all (numbers lost to a degraded scan): blocks of lines apart by wide gaps, number null."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=22)
+    page = Image.new("L", (1240, 1754), 255)
+    draw = ImageDraw.Draw(page)
+    y = 150
+    for block in range(4):
+        for line in range(3):
+            draw.text((100, y), f"some words of block {block} on line {line} of its text", font=font, fill=0)
+            y += 34
+        y += 120
+    ok, png = cv2.imencode(".png", np.asarray(page))
+    assert ok
+    found = handle(JobContext.for_test("question_segmentation", {}, png.tobytes()))["questions"]
+    assert [(q["number"], q["label"]) for q in found] == [(None, None)] * 4
+    assert [q["bbox"][1] for q in found] == sorted(q["bbox"][1] for q in found)
