@@ -46,6 +46,11 @@ def handle(ctx: JobContext) -> dict[str, Any]:
         if first_run or not ctx.payload.get("only_first"):
             time.sleep(float(ctx.payload["seconds"]))
         return {"slept": ctx.payload["seconds"]}
+    if do == "wait":  # holds its slot until the test creates the gate file (at most `seconds`)
+        deadline = time.monotonic() + float(ctx.payload.get("seconds", 30))
+        while not os.path.exists(ctx.payload["gate"]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return {"gated": os.path.exists(ctx.payload["gate"])}
     if do == "fail":
         raise PermanentError(ctx.payload.get("code", "invalid_input"), "the fake handler refuses this input")
     if do == "transient":

@@ -86,11 +86,15 @@ def test_batchable_jobs_run_together_with_independent_outcomes(tmp_path: Path) -
     marker = str(tmp_path / "runs")
     with world.worker(kind="gpu"):  # premium (embedding) is a gpu worker's queue; the fake handler needs no GPU
         world.wait_result(world.send_job("premium", "embedding", do="echo"))  # times the type: prefetch opens
-        blocker = world.send_job("premium", "embedding", do="sleep", seconds=2, marker=marker)
+        gate = tmp_path / "gate"
+        blocker = world.send_job("premium", "embedding", do="wait", gate=str(gate), marker=marker)
         wait_for(lambda: runs(marker), 20, "the slot busy")
         ok = [world.send_job("premium", "embedding", do="echo", value=i, marker=marker) for i in range(5)]
         bad = world.send_job("premium", "embedding", do="fail", code="bad_texts", marker=marker)
         flaky = world.send_job("premium", "embedding", do="transient", marker=marker)
+        queue = world.settings.queue_names["premium"]
+        wait_for(lambda: world.broker.counts(queue)[1] >= 3, 20, "jobs held while the slot is busy")
+        gate.touch()
         docs = {job_id: world.wait_result(job_id) for job_id in [blocker, *ok, bad]}
         ran = lambda job_id: [r for r in runs(marker) if r["job_id"] == job_id and "do" in r]  # noqa: E731
         wait_for(lambda: len(ran(flaky)) >= 2, 30, "the retry")
@@ -112,9 +116,17 @@ def test_default_settings_hold_full_batches_beyond_the_prefetch_limit(tmp_path: 
     with world.worker(kind="gpu"):
         for _ in range(3):  # times the type as short: the buffer opens to (1 + 1) * size - 1
             world.wait_result(world.send_job("premium", "embedding", do="echo"))
-        blocker = world.send_job("premium", "embedding", do="sleep", seconds=2, marker=marker)
+        # a burst runs in batches, so its per-job times bring the average down from a cold job process's first run
+        for job_id in [world.send_job("premium", "embedding", do="echo") for _ in range(2 * size)]:
+            world.wait_result(job_id)
+        gate = tmp_path / "gate"
+        blocker = world.send_job("premium", "embedding", do="wait", gate=str(gate), marker=marker)
         wait_for(lambda: runs(marker), 20, "the slot busy")
         ids = [world.send_job("premium", "embedding", do="echo", value=i, marker=marker) for i in range(2 * size)]
+        queue = world.settings.queue_names["premium"]
+        # the slot stays busy until the worker holds the blocker and at least a full batch beyond it
+        wait_for(lambda: world.broker.counts(queue)[1] >= 1 + size, 20, "a full batch held")
+        gate.touch()
         for job_id in [blocker, *ids]:
             world.wait_result(job_id)
     batches = [r.get("batch", 1) for r in runs(marker) if r["job_id"] in ids]
