@@ -96,6 +96,9 @@ FOREIGN_MIN_ASPECT = 0.6  # ... and 0.6x as wide as tall is written there
 FOREIGN_TICK_UPRIGHT = 0.12  # a mark with under 12 % of its edges upright is slanted strokes (a tick)
 FOREIGN_LETTER_TEXT = 0.5  # the line's letters are its marks at least half a text height tall ...
 FOREIGN_LETTER_AREA = 0.15  # ... and of 0.15 text heights squared in area
+PAPER_CLOSE_TEXT = 1.0  # the paper under a mark: the page closed over 1 text height (strokes are 0.1-0.3 wide)
+PAPER_MIN_TINT = 20  # paper whose chroma (grey levels from grey) is at least 20 is tinted (a band); ...
+PAPER_TINT_SLACK = 1.5  # ink may carry up to 1.5x the paper's own chroma, in the paper's hue, and still be grey
 PEN_MIN_HUE = 0.2  # ink whose channels pass the paper's light in shares 0.2 apart (max - min) is coloured pen
 FAINT_COLOUR_CHROMA = 30  # coloured ink (chroma >= 30) ...
 FAINT_COLOUR_CONTRAST = 90  # ... less than 90 grey levels darker than the paper is a printed tint, not pen
@@ -176,7 +179,15 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
         chroma = cv2.subtract(brightest, darkest)
         # Faint coloured lines (graph paper, printed grid boxes, the edges of a swipe) are not pen ink: coloured ink
         # that is not also `FAINT_COLOUR_CONTRAST` darker than the paper is dropped. Grey pencil is not coloured.
-        ink[(chroma >= FAINT_COLOUR_CHROMA) & (ink_mask(gray, FAINT_COLOUR_CONTRAST) == 0)] = 0
+        # The chroma is the ink's own, beyond the paper's right beside it when that is tinted: a pen stroke under a
+        # highlighter band takes the band's hue and is not a faint coloured line for it.
+        k = max(3, round(PAPER_CLOSE_TEXT * _text_height(ink)) | 1)
+        paper = cv2.morphologyEx(color, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+        paper_brightest, paper_darkest = _channel_extremes(paper)
+        paper_chroma = cv2.subtract(paper_brightest, paper_darkest)
+        paper_chroma[paper_chroma < PAPER_MIN_TINT] = 0  # not the faint hue a JPEG bleeds around a coloured line
+        own = cv2.subtract(chroma, paper_chroma)
+        ink[(own >= FAINT_COLOUR_CHROMA) & (ink_mask(gray, FAINT_COLOUR_CONTRAST) == 0)] = 0
         stamps = _remove_stamps(ink, color, chroma)
     ink = remove_specks(ink, SPECK_AREA * (NOISY_SPECK_FACTOR if noisy else 1))
     if _upscaled < MAX_UPSCALES and max(gray.shape) < SMALL_IMAGE_PX and _text_height(ink) <= SMALL_TEXT_PX:
@@ -200,7 +211,7 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
         # Coloured pen, mark by mark: a blue tick beside black print, or red writing that touches a printed line,
         # is writing without making the print writing. Coloured lines drawn with a ruler (printed grid boxes,
         # coloured rules) are not.
-        pen = _pen_ink(ink, gray, color)
+        pen = _pen_ink(ink, color, text_h)
         ink = cv2.subtract(ink, pen)  # the rest, print and pencil or black pen, is judged line by line below
         for line in _lines(pen, text_h):
             if _upright_share(line.own, line.x, line.y, gx, gy, 0.0) >= PEN_MAX_UPRIGHT:
@@ -439,25 +450,42 @@ def _foreign_marks(
     return out
 
 
-def _pen_ink(ink: np.ndarray, gray: np.ndarray, color: np.ndarray) -> np.ndarray:
+def _pen_ink(ink: np.ndarray, color: np.ndarray, text_h: float) -> np.ndarray:
     """The ink's marks written in coloured ink (blue, red, green pen), as a 0/1 mask: print is black or grey.
 
-    A mark's colour is the ratio, channel by channel, of its pixels to the paper under them (the paper's colour
-    estimated as for `ink_mask`), averaged with the darker pixels weighing more: print under a highlighter or on
-    tinted paper divides out grey, pen ink keeps its hue on any background. A mark whose ratios spread by
-    `PEN_MIN_HUE` or more (max - min) is pen.
+    A mark's colour is the ratio, channel by channel, of its pixels to the paper right beside them (a closing over
+    one text height), averaged with the darker pixels weighing more: print under a highlighter or on tinted paper
+    divides out grey, pen ink keeps its hue on any background. A pixel's hue is the smaller of its ratios' spread
+    (max - min) and its own chroma once the paper's hue is taken out (on tinted paper, up to `PAPER_TINT_SLACK`
+    times the paper's chroma in the paper's direction): a JPEG gives dark print under a yellow band yellow chroma
+    that does not divide out. A mark whose hue reaches `PEN_MIN_HUE` is pen; a pen of the band's own hue under the
+    band is not told from print by colour (its strokes are still judged as writing line by line).
     """
     count, labels = cv2.connectedComponents(ink, connectivity=8)
     if count <= 1:
         return np.zeros_like(ink)
-    small = cv2.resize(color, (max(1, color.shape[1] // 4), max(1, color.shape[0] // 4)), interpolation=cv2.INTER_AREA)
-    k = max(3, (max(small.shape[:2]) // 64) | 1)
-    paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
-    paper = cv2.resize(cv2.GaussianBlur(paper, (0, 0), k / 2), (color.shape[1], color.shape[0]))
+    # The paper right beside each pixel: a closing wider than any stroke (`PAPER_CLOSE_TEXT` text heights) erases
+    # the ink and keeps the background's steps where they are, so a letter half under a highlighter's edge is
+    # divided by the tinted paper where it is tinted and by the white paper where it is not.
+    k = max(3, round(PAPER_CLOSE_TEXT * text_h) | 1)
+    paper = cv2.morphologyEx(color, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     at = np.nonzero(ink)
     pixels = color[at].astype(np.float32)
-    ratio = pixels / np.maximum(paper[at].astype(np.float32), 1.0)
+    under = paper[at].astype(np.float32)
+    ratio = pixels / np.maximum(under, 1.0)
     spread = ratio.max(axis=1) - ratio.min(axis=1)
+    # Print under a tinted band keeps the band's hue (a JPEG shares chroma between neighbours): on tinted paper, the
+    # part of the ink's chroma that points the paper's way, up to 1.5x what the paper has, is the paper's. What
+    # is left, relative to the paper's brightness, is the ink's own hue (1.22 puts it on the scale of `spread`).
+    chroma = pixels - pixels.mean(axis=1, keepdims=True)
+    tint = under - under.mean(axis=1, keepdims=True)
+    tint_norm = np.sqrt((tint * tint).sum(axis=1, keepdims=True))
+    direction = tint / np.maximum(tint_norm, 1e-6)
+    tinted = tint_norm >= PAPER_MIN_TINT  # not the faint hue a JPEG bleeds around a pen stroke into the paper
+    along = np.clip((chroma * direction).sum(axis=1, keepdims=True), 0.0, PAPER_TINT_SLACK * tint_norm) * tinted
+    residual = np.sqrt(((chroma - along * direction) ** 2).sum(axis=1))
+    own_hue = 1.22 * residual / np.maximum(under.mean(axis=1), 1.0)
+    spread = np.minimum(spread, own_hue)
     darkness = np.clip(1.0 - ratio.mean(axis=1), 0.0, 1.0) ** 2
     ids = labels[at]
     hue = np.bincount(ids, darkness * spread, count) / np.maximum(np.bincount(ids, darkness, count), 1e-6)

@@ -270,11 +270,13 @@ CASE_KINDS = (
     "boxes",  # print and coloured manuscript boxes (or a grey graph grid)
     "seal",  # print and a red seal
     "highlight",  # print with translucent highlighter bands across lines
+    "highlight_edge",  # broad highlighter swipes whose edges run through printed lines (letters half under them)
     "lowres",  # print scanned at 60-90 dpi
     "tick",  # one tick, in an answer space or beside a choice
     "circle",  # one hand-drawn loop around a printed choice
     "answer",  # one short answer (a number or a word) in an answer space or after a label
     "page",  # a few written lines
+    "highlight_page",  # a few written lines (black pen or pencil too) under a highlighter swipe
 )
 
 
@@ -425,7 +427,22 @@ def render_case(seed: int, kind: str) -> Case:
             )
         band = cv2.GaussianBlur(band, (0, 0), 2.5) * rng.uniform(0.5, 0.9)
         canvas *= 1 - band[..., None] * (1 - tint[None, None, :])
-    written = kind in ("tick", "circle", "answer", "page")
+    elif kind == "highlight_edge":  # a broad, even swipe whose top or bottom edge cuts through a printed line
+        tint = np.array(rng.choice(((90, 240, 250), (130, 250, 150), (210, 150, 250), (240, 200, 120))), np.float32)
+        band = np.zeros((height, width), np.float32)
+        rows = np.flatnonzero((printed < 128).any(axis=1))
+        for _ in range(rng.randint(2, 4)):
+            cut = int(rng.choice(rows))  # a row through print: the swipe's edge runs along it
+            thick = rng.randint(30, 70)
+            top = cut if rng.random() < 0.5 else cut - thick
+            x0 = rng.randint(60, width // 3)
+            x1 = min(width - 40, x0 + rng.randint(300, width - 200))
+            tilt = rng.uniform(-0.01, 0.01)
+            pts = np.array([[x0, top], [x1, top + tilt * (x1 - x0)], [x1, top + thick], [x0, top + thick]], np.int32)
+            cv2.fillPoly(band, [pts], 1.0)
+        band = cv2.GaussianBlur(band, (0, 0), rng.uniform(0.8, 3.0)) * rng.uniform(0.6, 0.95)
+        canvas *= 1 - band[..., None] * (1 - tint[None, None, :] / 255)
+    written = kind in ("tick", "circle", "answer", "page", "highlight_page")
     if written:
         pen = rng.choice(tuple(PEN_BGR))
         layer = np.full((height, width), 255, np.uint8)
@@ -443,7 +460,7 @@ def render_case(seed: int, kind: str) -> Case:
         else:
             look = {"height": hand, "width": stroke, "ink": 0, "loop": rng.uniform(0.1, 0.4), "slant": 0.15}
             x0, y0, x1, y1 = rng.choice(spaces)
-            if kind == "page":
+            if kind in ("page", "highlight_page"):
                 for k in range(rng.randint(2, 5)):
                     _written_line(
                         rng, layer, x0, int(y0 + k * hand * 1.9), x1 - x0, rng.choice(("prose", "calc")), look
@@ -458,6 +475,12 @@ def render_case(seed: int, kind: str) -> Case:
             alpha *= nrng.uniform(0.4, 0.9, alpha.shape).astype(np.float32)
         tint = np.array(PEN_BGR[pen], np.float32) / 255
         canvas *= 1 - alpha[..., None] * (1 - tint[None, None, :])
+        if kind == "highlight_page":  # a swipe over the written lines, from their top to below their middle
+            band = np.zeros((height, width), np.float32)
+            cv2.rectangle(band, (int(x0), int(y0 - hand)), (int(x1), int(y0 + hand * rng.uniform(1.5, 4))), 1.0, -1)
+            band = cv2.GaussianBlur(band, (0, 0), rng.uniform(0.8, 3.0)) * rng.uniform(0.6, 0.95)
+            shade = np.array(rng.choice(((90, 240, 250), (130, 250, 150), (210, 150, 250))), np.float32) / 255
+            canvas *= 1 - band[..., None] * (1 - shade[None, None, :])
     image = np.clip(canvas, 0, 255).astype(np.uint8)
     if kind != "lowres" and rng.random() < 0.25:
         image = _camera(rng, image)

@@ -3,7 +3,8 @@ is writing, and paper, printed grids and seals without writing are not.
 
 - a tick beside a printed choice or in an answer space, and a loop drawn around a printed choice, in black, blue or
   red pen or pencil, are writing (each judged mark by mark inside a line of print);
-- fibrous or creased paper, coloured manuscript boxes and a red seal around print are not.
+- fibrous or creased paper, coloured manuscript boxes, a red seal and highlighter swipes whose edges cut through
+  printed letters (the letters half under the band keep its hue, and are still print) are not.
 """
 
 from __future__ import annotations
@@ -38,3 +39,17 @@ def test_paper_grids_and_seals_are_not_writing(kind: str) -> None:
     for seed in SEEDS[:3]:
         result = run(kind, seed)
         assert not result["writing_present"] and result["writing_score"] == 0.0, (kind, seed, result)
+
+
+def test_print_under_a_highlighter_edge_is_not_writing() -> None:
+    # Letters half under a swipe keep its hue (and a JPEG's shared chroma) but are print: only a hue of their own,
+    # beyond the paper's, is pen. Seeds 5-7 of the generator (6: a swipe's edge along a line of Korean print).
+    for seed in (5, 6, 7):
+        result = run("highlight_edge", seed)
+        assert not result["writing_present"] and result["writing_score"] == 0.0, (seed, result)
+
+
+def test_writing_under_a_highlighter_is_writing() -> None:
+    # Black pen, pencil or coloured pen under a swipe takes the band's hue; it is not a faint coloured line for it.
+    missed = [seed for seed in (3, 4, 5) if not run("highlight_page", seed)["writing_present"]]
+    assert not missed, f"writing under a highlighter missed on seeds {missed}"
