@@ -3,9 +3,9 @@
 Processes are started with `spawn` (safe with the worker's threads, and nothing of the parent's state leaks in)
 and serve jobs one at a time, so models loaded by a handler stay warm for the next job. The supervisor enforces
 the limits the worker promises: a job past its time limit or over its memory limit (RSS of the job process and
-its children) is killed with SIGKILL and its process replaced; a process that dies is replaced. A killed or
-crashed job is reported as a transient failure, so its message is retried; the worker itself never waits on a
-job longer than its time limit.
+its children) is killed with SIGKILL, with the processes it started, and its process replaced; a process that dies
+is replaced. A killed or crashed job is reported as a transient failure, so its message is retried; the worker
+itself never waits on a job longer than its time limit.
 """
 
 from __future__ import annotations
@@ -102,11 +102,22 @@ class Slot:
         self.process, self.conn = self._spawn()
 
     def kill(self) -> None:
+        """SIGKILL the job process and everything it started: a job's ffmpeg must not outlive it, holding memory."""
         self.running = None
         if self.process.is_alive():
+            descendants = self._descendants()  # listed first: once the process is gone they belong to init
             self.process.kill()
+            for child in descendants:
+                with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                    child.kill()
         self.process.join(KILL_JOIN_S)
         self.conn.close()
+
+    def _descendants(self) -> list[psutil.Process]:
+        try:
+            return list(psutil.Process(self.process.pid).children(recursive=True))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return []
 
     def stop(self) -> None:
         """Ask an idle process to exit; kill it if it does not."""

@@ -51,6 +51,14 @@ def handle(ctx: JobContext) -> dict[str, Any]:
         while not os.path.exists(ctx.payload["gate"]) and time.monotonic() < deadline:
             time.sleep(0.02)
         return {"gated": os.path.exists(ctx.payload["gate"])}
+    if do == "spawn":  # starts a long-lived child process (as a job starts ffmpeg), then outlives its time limit
+        if first_run:
+            import subprocess
+
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+            mark(ctx, child_pid=child.pid)
+            time.sleep(60)
+        return {"recovered": True}
     if do == "fail":
         raise PermanentError(ctx.payload.get("code", "invalid_input"), "the fake handler refuses this input")
     if do == "transient":

@@ -167,3 +167,26 @@ def test_a_failing_loop_releases_everything_it_holds(tmp_path: Path, monkeypatch
         worker.thread.join(30)
     assert worker.exit_code == 1
     assert world.broker.counts(queue) == (2, 0)  # released, not left in flight for their 60 s lease
+
+
+def test_a_job_killed_for_its_time_limit_takes_the_processes_it_started_with_it(tmp_path: Path) -> None:
+    import psutil
+
+    world = MemoryWorld(memory_settings(tmp_path, job_timeout_s=2, retry_base_s=1))
+    marker = str(tmp_path / "runs")
+    with world.worker():
+        job_id = world.send_job("basic", "omr_grading", do="spawn", marker=marker)
+        child_pid = wait_for(
+            lambda: next((r["child_pid"] for r in runs(marker) if "child_pid" in r), None), 20, "a child"
+        )
+        assert psutil.pid_exists(child_pid)
+        doc = world.wait_result(job_id, timeout=60)  # killed at 2 s, retried, done on its second run
+    assert doc["status"] == "done" and doc["attempts"] == 2
+
+    def gone() -> bool:
+        try:
+            return psutil.Process(child_pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_for(gone, 10, "the job's child to be killed with it")
