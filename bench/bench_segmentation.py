@@ -45,6 +45,11 @@ def iou(a: Any, b: Any) -> float:
     return inter / union if union else 0.0
 
 
+def in_order_hits(boxes: list[Any], found: list[dict[str, Any]]) -> list[bool]:
+    """Per true box: the question found at the same place in reading order covers it at IoU >= IOU_MIN."""
+    return [i < len(found) and iou(box, found[i]["bbox"]) >= IOU_MIN for i, box in enumerate(boxes)]
+
+
 def run(data: bytes) -> tuple[dict[str, Any], float]:
     started = time.process_time()
     result = handle(JobContext.for_test("question_segmentation", {}, data))
@@ -54,7 +59,7 @@ def run(data: bytes) -> tuple[dict[str, Any], float]:
 def score_page(page: HeldoutPage, result: dict[str, Any]) -> dict[str, Any]:
     found = result["questions"]
     truth = page.questions
-    hits = [i < len(found) and iou(t.box, found[i]["bbox"]) >= IOU_MIN for i, t in enumerate(truth)]
+    hits = in_order_hits([t.box for t in truth], found)
     # Numbers are scored on questions matched by box anywhere on the page (order errors are scored above).
     numbers = 0
     for t in truth:
@@ -129,7 +134,7 @@ def tuning(count: int) -> None:
     for seed in range(5000, 5000 + count):
         page = render_exam_page(seed)
         found = run(page.encode())[0]["questions"]
-        ok = [i < len(found) and iou(t, found[i]["bbox"]) >= IOU_MIN for i, t in enumerate(page.boxes)]
+        ok = in_order_hits(page.boxes, found)
         hits += sum(ok)
         total += len(ok)
         exact += len(found) == len(page.boxes) and all(ok)
@@ -142,7 +147,7 @@ def tuning_labelled(name: str, render: Any, seeds: range) -> None:
     for seed in seeds:
         page = render(seed)
         found = run(page.encode())[0]["questions"]
-        ok = [i < len(found) and iou(t, found[i]["bbox"]) >= IOU_MIN for i, t in enumerate(page.boxes)]
+        ok = in_order_hits(page.boxes, found)
         hits += sum(ok)
         total += len(ok)
         exact += len(found) == len(page.boxes) and all(ok)
