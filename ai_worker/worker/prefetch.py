@@ -53,16 +53,9 @@ class Prefetch:
         now = self._clock()
         return {t: avg for t, (avg, seen) in self._times.items() if now - seen <= MEMORY_S}
 
-    def slowest_s(self) -> float | None:
-        recent = self._recent()
-        return max(recent.values()) if recent else None
-
-    def limit(self) -> int:
-        """The most messages held beyond the slots now: `max_extra`, or what keeps full batches coming for a
-        batchable job type seen recently (one batch per slot running and one waiting)."""
-        if self.max_extra <= 0:
-            return 0
-        recent = self._recent()
+    def _limit(self, recent: Mapping[str, float]) -> int:
+        """The most messages held beyond the slots: `max_extra`, or what keeps full batches coming for a batchable
+        job type seen recently (one batch per slot running and one waiting)."""
         batches = [(self.slots + 1) * n - self.slots for t, n in self.batch_sizes.items() if t in recent]
         return max([self.max_extra, *batches])
 
@@ -74,4 +67,4 @@ class Prefetch:
         # A message behind `extra` others waits about extra * slowest / slots (for batched jobs, the slowest is
         # the time per job in a batch, so the same holds).
         fits = int(self.target_wait_s * self.slots / max(max(recent.values()), 1e-3))
-        return max(0, min(self.limit(), fits))
+        return max(0, min(self._limit(recent), fits))
