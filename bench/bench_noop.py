@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
 import os
@@ -113,7 +114,9 @@ def start_moto() -> subprocess.Popen[bytes]:
 def serve_moto(port: int) -> None:
     """The moto server's process: what `python -m moto.server` runs (moto's app and request handler on werkzeug's
     threaded server), with werkzeug's request log off, as in the local backend, and instead one short line per
-    request on stdout for `MotoRequests`: "OPERATION STATUS CPU_US PATH". werkzeug answers each request on a
+    request on stdout for `MotoRequests`: "OPERATION STATUS CPU_US PATH", an SQS operation named with its queue's
+    role (`ReceiveMessage@basic`: the worker's receives; `@results`/`@notices`: notices; the feeder sends to
+    `@basic` too). werkzeug answers each request on a
     connection and thread of its own (it sends `Connection: close`), so the CPU time of the handling thread,
     read when it ends, is what the request cost the server (all but the accepting thread)."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -129,8 +132,11 @@ def serve_moto(port: int) -> None:
     def noted(environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
         target = environ.get("HTTP_X_AMZ_TARGET", "")  # SQS's JSON protocol: "AmazonSQS.ReceiveMessage"
-        if target:
-            op = target.rpartition(".")[2]
+        if target:  # named with its queue's role, the last part of the queue's name: ReceiveMessage@basic
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            queue = str(json.loads(body or b"{}").get("QueueUrl", "")).rpartition("-")[2]
+            op = target.rpartition(".")[2] + (f"@{queue}" if queue else "")
         else:  # S3, path-style: /bucket or /bucket/key
             op = f"S3:{environ['REQUEST_METHOD']}" + ("Object" if path.count("/") >= 2 else "Bucket")
 
