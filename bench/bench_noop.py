@@ -1,20 +1,22 @@
 """Engine overhead: jobs/s, SQS and S3 calls per job for no-op jobs, the worker beside a previous-worker-style loop.
 
-Starts a moto server on 127.0.0.1 in a process of its own (nothing leaves the machine; `serve_moto`: moto's own
-app and request handler, with werkzeug's per-request log off as in the local backend), creates the queues and
-bucket, then feeds --jobs no-op jobs at a steady load (about 40 unfinished) and times the loop until every result
-document exists. SQS calls are counted with a botocore event hook on the loop's own session (receives, delete
-batches, visibility changes, result notices; a consumer reads the notices as the platform would); S3 calls (the
-job processes' idempotency HEAD and conditional PUT) and the server's CPU by operation are written by the server,
-one short line per request.
+Starts a moto server on 127.0.0.1 in a process of its own (nothing leaves the machine; `serve_moto`: moto's own app
+and request handler, with werkzeug's per-request log off as in the local backend), creates the queues and bucket,
+then feeds no-op jobs at a steady load (about 40 unfinished) and times the loop over --jobs results. SQS calls are
+counted with a botocore event hook on the loop's own session (receives, delete batches, visibility changes, result
+notices; a consumer reads the notices as the platform would); S3 calls (the job processes' idempotency HEAD and
+conditional PUT) and the server's CPU by operation are written by the server, one short line per request.
 
-Warm-up: before the clock starts, every loop runs WARM_JOBS_PER_SLOT (10) jobs per slot, fed the same way, and
-the counters are reset. A fresh worker's job processes finish importing at different times, and before this a
-warm-up of five jobs could all go to the first one ready: the other then made its S3 client and first
-connections inside the measured window. Ten per slot also times the job type (the prefetch buffer is sized from
-it) and makes the deletes and notices of steady state once. Each row also gives the rate over the first and the
-second half of its results: a run slow only in its first half still has a start-up cost in the window; one slow
-in both halves met the machine's load.
+Warm-up and window: jobs are fed without a pause; every loop first runs WARM_JOBS_PER_SLOT (20) jobs per slot,
+then the measured window opens (counters reset) and covers the next --jobs results while jobs keep coming, so it
+holds neither a start from idle nor the drain at the end. Before, the window began after a 1 s pause with an empty
+queue: the idle worker long-polls its two queues in turn with the bench's 1 s wait, so the first jobs could wait
+up to a second while it polled `lite`; and a warm-up of five jobs could all go to the job process that finished
+importing first, leaving the other to make its S3 client and first connections inside the window. Twenty per
+slot last longer than the 0.5 s flush delay, so the first delete and notice batches (and the results queue's URL
+lookup) also fall before the window, and the job type is timed (the prefetch buffer is sized from it). Each row
+gives the rate over the first and the second half of its window: a run slow only in its first half still has a
+start-up cost in it; one slow in both halves met the machine's load.
 
 The baseline is a loop in the style of the platform's previous worker, run in the same process against the same
 server with the same number of threads: one message per receive, a lease-extender thread per message, the
@@ -233,7 +235,7 @@ STEADY_DEPTH = 40  # jobs waiting in the queue at steady load: a few receives' w
 
 
 # Jobs per slot run before the measured window opens (see the module's docstring on warm-up).
-WARM_JOBS_PER_SLOT = 10
+WARM_JOBS_PER_SLOT = 20
 
 
 def measure(sqs: Any, url: str, warm: int, jobs: int, calls: Counter[str], depth: int = STEADY_DEPTH) -> dict[str, Any]:
