@@ -43,6 +43,7 @@ import io
 import json
 import logging
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -430,6 +431,7 @@ def main() -> int:
         serve_moto(args.serve_moto)
         return 0
     bench_thread()  # the main thread feeds
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `finally` below stops the moto server
     server = start_moto()
     loops: list[Any] = [run] if args.no_baseline else [run, baseline, lambda n, j, t: baseline(n, j, t, same_work=True)]
     results: dict[tuple[str, int], list[dict[str, Any]]] = {}
