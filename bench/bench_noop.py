@@ -431,7 +431,7 @@ def main() -> int:
         serve_moto(args.serve_moto)
         return 0
     bench_thread()  # the main thread feeds
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `finally` below stops the moto server
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped like Ctrl-C: see below
     server = start_moto()
     loops: list[Any] = [run] if args.no_baseline else [run, baseline, lambda n, j, t: baseline(n, j, t, same_work=True)]
     results: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -463,6 +463,14 @@ def main() -> int:
                             calls = medians["worker"]["sqs_calls_per_job"] / medians[name]["sqs_calls_per_job"]
                             print(f"{'ratio':>9} {slots:>5}: worker/{name} jobs/s x{speed:.2f}, SQS calls x{calls:.2f}")
                 sys.stdout.flush()
+    except (KeyboardInterrupt, SystemExit):
+        # Stopped mid-run: the moto server goes, and this process exits at once. An orderly exit would wait for
+        # the worker's job processes (multiprocessing joins them at exit, and they ignore SIGTERM), which are
+        # still serving; they exit by themselves when the pipe to this process closes.
+        server.terminate()
+        server.wait(10)
+        sys.stdout.flush()
+        os._exit(143)
     finally:
         server.terminate()
         server.wait(10)
