@@ -464,8 +464,12 @@ class Engine:
 
     def _flush(self, force: bool = False) -> None:
         """Hand what was decided to the sender thread, in batches: settled messages wait up to FLUSH_DELAY_S for
-        company, so a busy worker deletes and notifies ten at a time; renewals and shutdown go at once. The loop
-        does not wait for the calls (it goes on dispatching), unless the sender is SENDER_BACKLOG plans behind."""
+        company, so a busy worker deletes and notifies ten at a time; renewals and shutdown go at once. When a
+        batch fills up first, only whole batches go: settling two jobs at once can take 9 waiting acks to 11,
+        and sending all 11 would make a call for one; the remainder waits for the next ten, or FLUSH_DELAY_S
+        from then (so a settled message waits at most twice that for its delete, still far inside its lease).
+        The loop does not wait for the calls (it goes on dispatching), unless the sender is SENDER_BACKLOG plans
+        behind."""
         renewals = self.leases.due()
         waiting = bool(self._acks or self._visibility)
         if not (renewals or waiting):
@@ -473,12 +477,17 @@ class Engine:
         now = time.monotonic()
         if self._batch_since is None:
             self._batch_since = now
-        full = max(len(self._acks), len(self._visibility)) >= self.broker.max_batch
-        if not (force or renewals or full or now - self._batch_since >= FLUSH_DELAY_S):
+        batch = self.broker.max_batch
+        if force or renewals or now - self._batch_since >= FLUSH_DELAY_S:
+            acks, self._acks = self._acks, []
+            changes, self._visibility = self._visibility + renewals, []
+        elif max(len(self._acks), len(self._visibility)) >= batch:  # whole batches only
+            whole_acks, whole_changes = len(self._acks) // batch * batch, len(self._visibility) // batch * batch
+            acks, self._acks = self._acks[:whole_acks], self._acks[whole_acks:]
+            changes, self._visibility = self._visibility[:whole_changes], self._visibility[whole_changes:]
+        else:
             return
-        self._batch_since = None
-        acks, self._acks = self._acks, []
-        changes, self._visibility = self._visibility + renewals, []
+        self._batch_since = now if (self._acks or self._visibility) else None
         if self._sender is not None and self._sender.is_alive():
             self._sender.submit(acks, changes)
         else:  # not started, or gone: the calls are made here

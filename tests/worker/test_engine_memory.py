@@ -190,3 +190,45 @@ def test_a_job_killed_for_its_time_limit_takes_the_processes_it_started_with_it(
             return True
 
     wait_for(gone, 10, "the job's child to be killed with it")
+
+
+def test_a_full_batch_of_settled_messages_goes_alone_and_the_rest_waits_for_company(tmp_path: Path) -> None:
+    """Settling two jobs at once can take nine waiting deletes to eleven: ten go in one call and the eleventh
+    waits for the next ten (or the flush delay), instead of a call of its own; the oldest go first, each once."""
+    from ai_worker.broker import Message
+    from ai_worker.worker.engine import FLUSH_DELAY_S, Engine
+
+    from .fake_handlers import REGISTRY
+    from .file_sink import file_sink
+
+    world = MemoryWorld(memory_settings(tmp_path))
+    engine = Engine(world.settings, "cpu", REGISTRY, threading.Event(), world.broker, file_sink)
+    deleted: list[list[str]] = []
+    delete = world.broker.delete
+
+    def recording_delete(messages: Any) -> Any:
+        deleted.append([m.message_id for m in messages])
+        return delete(messages)
+
+    world.broker.delete = recording_delete  # type: ignore[method-assign]
+    lite = world.settings.queue_names["lite"]
+    messages = [Message(lite, f"m{i:02d}", f"r{i}", "{}", 1, 0.0, 0.0) for i in range(21)]
+    for message in messages[:9]:
+        engine._ack(message)
+    engine._flush()
+    assert deleted == []  # nine wait for company
+    for message in messages[9:11]:
+        engine._ack(message)
+    engine._flush()
+    engine._flush()
+    assert deleted == [[f"m{i:02d}" for i in range(10)]]  # ten went, m10 waits
+    for message in messages[11:21]:
+        engine._ack(message)
+    engine._flush()
+    assert deleted[1:] == [[f"m{i:02d}" for i in range(10, 20)]]
+    assert engine._batch_since is not None
+    engine._batch_since -= FLUSH_DELAY_S  # the remainder has waited its delay
+    engine._flush()
+    assert deleted[2:] == [["m20"]]
+    engine._flush(force=True)
+    assert len(deleted) == 3  # nothing left, nothing twice

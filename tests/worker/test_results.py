@@ -39,6 +39,85 @@ def test_first_result_stands_and_the_second_write_says_so(
     assert read_result(s3, settings, "academy-3", "nope") is None
 
 
+def _calls(s3: object) -> list[str]:
+    """The names of the S3 operations made through `s3` from now on."""
+    made: list[str] = []
+    s3.meta.events.register("before-call.s3", lambda model, **_: made.append(model.name))  # type: ignore[attr-defined]
+    return made
+
+
+@pytest.mark.parametrize("status", ["done", "failed"])
+def test_the_idempotency_check_is_one_head_that_reads_the_status_from_metadata(
+    moto_endpoint: str, unique_prefix: str, tmp_path: Path, status: str
+) -> None:
+    """A job process's first check is a GET (it shows the bucket exists: a HEAD's bare 404 could not); every
+    later one is a HEAD, hit or miss: the status for the re-sent notice comes from the metadata the write sets."""
+    settings = make_settings(unique_prefix, tmp_path)
+    s3 = connect(settings).s3
+    s3.create_bucket(Bucket=settings.results_bucket)
+    sink = S3ResultSink(settings, s3)
+    env = Envelope(job_id="j-1", job_type="ocr", tier="lite", tenant_id="academy-3")
+    error = {"code": "input_not_found", "message": "gone", "retryable": False}
+    doc = build_document(
+        env,
+        status=status,
+        kind="cpu",
+        settings=settings,
+        attempts=1,
+        result={},
+        error=error,  # type: ignore[arg-type]
+    )
+    made = _calls(s3)
+    assert sink.exists("academy-3", "j-0") is None
+    assert sink.exists("academy-3", "j-1") is None
+    assert made == ["GetObject", "HeadObject"]
+    sink.write(doc)
+    head = s3.head_object(Bucket=settings.results_bucket, Key=result_key(settings, "academy-3", "j-1"))
+    assert head["Metadata"] == {"status": status}
+    made.clear()
+    ref = sink.exists("academy-3", "j-1")
+    assert ref is not None and (ref.status, ref.created) == (status, False)
+    assert made == ["HeadObject"]
+    fresh = S3ResultSink(settings, s3)  # a new job process: its first check reads the document
+    ref = fresh.exists("academy-3", "j-1")
+    assert ref is not None and ref.status == status
+    assert made == ["HeadObject", "GetObject"]
+
+
+def test_a_document_without_the_status_metadata_is_read_for_its_status(
+    moto_endpoint: str, unique_prefix: str, tmp_path: Path
+) -> None:
+    """Documents written before the status went into metadata (or by hand) still give their status: the HEAD
+    finds no metadata, so the body is read."""
+    settings = make_settings(unique_prefix, tmp_path)
+    s3 = connect(settings).s3
+    s3.create_bucket(Bucket=settings.results_bucket)
+    key = result_key(settings, "academy-3", "old")
+    s3.put_object(Bucket=settings.results_bucket, Key=key, Body=b'{"job_id": "old", "status": "failed"}')
+    sink = S3ResultSink(settings, s3)
+    assert sink.exists("academy-3", "first") is None  # the bucket is seen
+    made = _calls(s3)
+    ref = sink.exists("academy-3", "old")
+    assert ref is not None and (ref.key, ref.status, ref.created) == (key, "failed", False)
+    assert made == ["HeadObject", "GetObject"]
+    s3.put_object(Bucket=settings.results_bucket, Key=key, Body=b"not json")
+    ref = sink.exists("academy-3", "old")
+    assert ref is not None and ref.status is None  # still a result: the job is not run again
+
+
+def test_a_missing_bucket_fails_the_check_instead_of_reading_as_no_result(
+    moto_endpoint: str, unique_prefix: str, tmp_path: Path
+) -> None:
+    """A misconfigured bucket is the store failing (transient: retried, then the DLQ), never "no result yet": a
+    HEAD would read its 404 as a missing document and run a job whose result cannot be kept."""
+    settings = make_settings(unique_prefix, tmp_path)
+    sink = S3ResultSink(settings, connect(settings).s3)
+    for _ in range(2):  # and it stays so: a failed check shows nothing about the bucket
+        with pytest.raises(TransientError) as caught:
+            sink.exists("academy-3", "j")
+        assert caught.value.code == "result_write_failed"
+
+
 def test_failed_document_has_an_error_and_no_result(tmp_path: Path) -> None:
     settings = make_settings("r", tmp_path)
     env = Envelope(job_id="j", job_type="ocr", tier="lite", tenant_id="t")
