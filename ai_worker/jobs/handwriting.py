@@ -17,8 +17,9 @@ measured text height, so any resolution works, from a 300-dpi scan down to a 480
 
 Scores (all in [0, 1]):
 - `writing_area` = area within half a text height of handwritten ink / region area.
-- `writing_present`: writing covers `PRESENCE_MIN_AREA` (0.3 %) of the region, or one clearly written mark (neither
-  upright nor aligned, or in coloured ink) covers `CLEAR_MIN_AREA` (0.02 %: a tick on A4).
+- `writing_present`: writing covers `PRESENCE_MIN_AREA` (0.3 %) of the region, or one clearly written mark (not
+  upright and either not aligned, slanted throughout or much larger than the print; or in coloured ink) covers
+  `CLEAR_MIN_AREA` (0.02 %: a tick on A4).
 - `writing_score` = 0 when no writing is present, else 1 - exp(-writing_area / WRITING_AREA_SCALE): 0.63 when
   handwriting covers 8 % of the region, 0.95 at 24 %; adding marks only adds handwritten ink, so it rises with the
   amount written.
@@ -80,6 +81,8 @@ WRITING_AREA_SCALE = 0.08  # writing_score = 1 - exp(-writing_area / 0.08): 0.63
 PRESENCE_MIN_AREA = 0.003  # writing over 0.3 % of the region (two words on A4) is present; blank sheets stay < 0.15 %
 CLEAR_MAX_UPRIGHT = 0.35  # a line less upright than this (type: >= 0.45) ...
 CLEAR_MAX_ALIGNED = 0.65  # ... and less aligned (print: >= 1.1 or >= 0.85 with a straight baseline) is clearly written,
+CLEAR_SLANTED_UPRIGHT = 0.15  # ... or this little upright whatever its alignment (print: >= 0.3, 0.2 in heavy noise)
+CLEAR_MIN_SIZE = 1.7  # ... or not upright and 1.7x the page's print size (an answer in an answer space)
 CLEAR_MIN_AREA = 0.0002  # and one such mark covering 0.02 % of the region (a tick on A4) is writing present
 DIGIT_MAX_ASPECT = 1.5  # a connected stroke at most 1.5x as wide as tall is a digit or operator, not a joined word
 UPRIGHT_TOLERANCE_DEG = 8  # edges within 8 degrees of the page's axes are upright
@@ -113,6 +116,9 @@ NOISE_MAX_BLUR = 2.0  # ... at most 2 px ...
 NOISE_MIN_BLUR = 1.0  # ... and at least 1 px
 NOISY_SPECKS_PER_MP = 500  # a page with over 500 ink specks (<= 12 px) per megapixel is noisy (clean pages: < 20)
 NOISY_SPECK_PX = 12
+FRAGMENT_MAX_SHARE = 0.3  # marks with under 30 % of the typical mark's ink (pieces of broken pencil) are no letters
+FRAGMENT_TYPICAL_CAP = 10
+SPECK_GRID = 8  # the speck density is the median over 8 x 8 cells of the page
 NOISY_SPECK_FACTOR = 3  # specks up to 3x SPECK_AREA are noise on such a page
 PAGE_SHRINK = 8  # the page test runs on a copy 8 times smaller ...
 PAGE_MIN_SMALL_PX = 64  # ... or less, to keep 64 px on the short side
@@ -245,7 +251,7 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
                 _paint(written, own, x, y)
                 _paint(clear, own, x, y)
             continue
-        if upright < CLEAR_MAX_UPRIGHT and bottom + top < CLEAR_MAX_ALIGNED:
+        if _is_clearly_written(upright, bottom + top, relative_size):
             _paint(clear, line.own, line.x, line.y)
         else:  # a loop around a printed choice or a tick beside it is clear, whatever the letters in the line
             marks = marks or list(cv2.connectedComponentsWithStats(ink, connectivity=8)[1:3])
@@ -334,9 +340,14 @@ def _noise_level(gray: np.ndarray) -> float:
 
 
 def _speck_density(ink: np.ndarray) -> float:
-    """Ink marks of at most `NOISY_SPECK_PX` pixels per megapixel."""
-    _, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
-    return float((stats[1:, cv2.CC_STAT_AREA] <= NOISY_SPECK_PX).sum()) / (ink.size / 1e6)
+    """Ink marks of at most `NOISY_SPECK_PX` pixels per megapixel, in the median cell of a `SPECK_GRID` squared grid
+    over the page: scan noise is everywhere, where the pieces of grainy pencil strokes or a fibre lie only where they
+    are (more pencil written must not make a page noisy)."""
+    _, _, stats, centroids = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    specks = centroids[1:][stats[1:, cv2.CC_STAT_AREA] <= NOISY_SPECK_PX]
+    height, width = ink.shape
+    cells = np.histogram2d(specks[:, 1], specks[:, 0], bins=SPECK_GRID, range=[[0, height], [0, width]])[0]
+    return float(np.median(cells)) * SPECK_GRID**2 / (ink.size / 1e6)
 
 
 def _remove_stamps(ink: np.ndarray, color: np.ndarray, chroma: np.ndarray) -> int:
@@ -504,6 +515,16 @@ def _is_printed(bottom: float, top: float, relative_size: float, length: float) 
     return on_lines and relative_size <= PRINT_SIZE_TOLERANCE
 
 
+def _is_clearly_written(upright: float, aligned: float, relative_size: float) -> bool:
+    """Whether a line judged written is clearly so (one such mark makes writing present): hardly upright
+    (`CLEAR_MAX_UPRIGHT`) and either not aligned (`CLEAR_MAX_ALIGNED`), or slanted throughout
+    (`CLEAR_SLANTED_UPRIGHT`: a short answer's few columns can line up by chance), or much larger than the page's
+    print (`CLEAR_MIN_SIZE`: an answer written in an answer space)."""
+    if upright >= CLEAR_MAX_UPRIGHT:
+        return False
+    return aligned < CLEAR_MAX_ALIGNED or upright < CLEAR_SLANTED_UPRIGHT or relative_size >= CLEAR_MIN_SIZE
+
+
 def _is_upright_type(upright: float, aligned: float, size: float) -> bool:
     """Whether a line is type by its upright strokes (any script: Hangul, Latin, digits): a very upright line is,
     and a fairly upright one whose contours are also fairly straight and whose letters are not huge."""
@@ -520,9 +541,17 @@ def _median_height(stats: np.ndarray) -> float:
     """The median height of the labelled marks (row 0, the background, excluded), at least 4 px; specks (at most
     `NOISY_SPECK_PX` pixels: a fibrous paper's, a noisy scan's) are left out when there are marks besides."""
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
-    marks = heights[stats[1:, cv2.CC_STAT_AREA] > NOISY_SPECK_PX]
-    if len(marks):
-        heights = marks
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    marks = areas > NOISY_SPECK_PX
+    if marks.any():
+        # Pieces of a stroke broken up by grainy pencil are not letters: marks of less than a share of the typical
+        # mark's ink are left out (more broken pencil would otherwise shrink every length on the page).
+        # The typical mark is the one holding the median ink pixel, which many small pieces cannot pull down, among
+        # the marks of at most `FRAGMENT_TYPICAL_CAP` times the median mark's ink (not a grid or a table's rules).
+        sized = areas[marks]
+        ordered = np.sort(sized[sized <= FRAGMENT_TYPICAL_CAP * np.median(sized)])
+        typical = ordered[np.searchsorted(np.cumsum(ordered), ordered.sum() / 2)]
+        heights = heights[marks & (areas >= FRAGMENT_MAX_SHARE * typical)]
     return float(max(4.0, np.median(heights))) if len(heights) else 4.0
 
 

@@ -208,7 +208,8 @@ def korean_fonts() -> list[str]:
 
 def render_korean_sheet(seed: int, amount: int, pen: str = "black") -> np.ndarray:
     """A BGR sheet of Korean print in Un/Baekmuk fonts with `amount` handwritten lines (trajectory pen, as above)
-    in `pen` ("black", "blue", "pencil"), the printed page depending on the seed only."""
+    in `pen` ("black", "blue", "pencil", or "grainy": pencil broken up by the paper's grain), the printed page
+    depending on the seed only."""
     rng = random.Random(seed)
     width, height = (1240, 1754) if seed % 2 else (1654, 2339)
     tile = Image.new("L", (width, height), 255)
@@ -250,8 +251,11 @@ def render_korean_sheet(seed: int, amount: int, pen: str = "black") -> np.ndarra
     slots = sorted(top + pitch // 3 + i * pitch for top, bottom in spaces for i in range((bottom - top) // pitch))
     for y_line in slots[:amount]:
         _written_line(wrng, written, 120, y_line, width - 240, "prose" if seed % 3 else "calc", look)
-    colour = {"black": (20, 20, 20), "blue": (170, 70, 30), "pencil": (120, 120, 120)}[pen]
+    colour = {"black": (20, 20, 20), "blue": (170, 70, 30), "pencil": (120, 120, 120), "grainy": (95, 95, 100)}[pen]
     alpha = 1 - written.astype(np.float32) / 255
+    if pen == "grainy":  # soft pencil on rough paper: the graphite catches on the fibres' tops, strokes break up
+        grain = np.random.default_rng(seed).uniform(0.0, 1.0, alpha.shape).astype(np.float32)
+        alpha *= np.clip(cv2.GaussianBlur(grain, (0, 0), 0.6) * 2.2 - 0.6, 0.0, 1.0)
     bgr = np.repeat(page[..., None].astype(np.float32), 3, axis=2)
     for c in range(3):
         bgr[..., c] = bgr[..., c] * (1 - alpha) + colour[c] * alpha

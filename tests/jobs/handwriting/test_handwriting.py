@@ -147,3 +147,15 @@ def test_heavy_scan_noise_alone_is_not_writing() -> None:
     assert ok
     result = run(jpeg.tobytes())
     assert result["is_page"] and not result["writing_present"] and result["noise_level"] > 5, result
+
+
+@pytest.mark.skipif(not korean_fonts(), reason="Korean print needs fonts-unfonts-core or fonts-baekmuk")
+def test_score_rises_with_grainy_pencil_breaking_into_pieces() -> None:
+    # Grainy pencil breaks into many small pieces as more is written: they must neither shrink the text height every
+    # length is measured in nor make the page look noisy (scan noise is everywhere, pencil only where it is written).
+    scores = []
+    for amount in (0, 2, 6, 14):
+        ok, png = cv2.imencode(".png", render_korean_sheet(3, amount, "grainy"))
+        assert ok
+        scores.append(run(png.tobytes())["writing_score"])
+    assert scores[0] == 0.0 and all(b > a for a, b in itertools.pairwise(scores)), scores
