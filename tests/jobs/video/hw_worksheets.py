@@ -4,13 +4,14 @@ What it adds to hw_videos.py (whose synthetic pages stay for the fast tests), ea
 - pages: worksheets typeset with PIL in Un and Baekmuk fonts (Korean; fonts-unfonts-core, fonts-baekmuk) or
   Liberation and FreeFont (English; fonts-liberation, fonts-freefont-ttf) at a realistic density: title block, name
   field, numbered problems of 1-4 lines, choice rows, answer lines, boxes or blank space; some pages are dense print
-  with hardly any answer space and are never written on;
+  with hardly any answer space and are never written on; some homeworks are sparse (one short line per problem over
+  a large answer box: the shared title block is much of a page);
 - writing: answers in the answer areas, in blue or black pen or pencil, as pen trajectories (scribbled glyphs on a
   drifting baseline, digits, circled choices, ticks) or in the UnPilgi handwriting font with each glyph jittered;
   written before filming, or while held (answer by answer, a hand with a pen at work), or not at all;
-- scene: a colour desk (plain, gradient, grain), the sheet in perspective, a colour cast, vignetting, exposure drift,
-  defocus, sensor noise; the whole view shakes (shift, roll, zoom breathing); H.264 (libx264) where the ffmpeg has
-  it, else MPEG-4;
+- scene: a colour desk (plain, gradient, grain), the sheet in perspective (some videos filmed from further away), a
+  colour cast, vignetting, exposure drift, defocus, sensor noise; the whole view shakes (shift, roll, zoom
+  breathing); H.264 (libx264) where the ffmpeg has it, else MPEG-4;
 - transitions: a cut (same framing or reframed), a slide (the sheet taken out sideways by a hand and the next brought
   in, or the next slid in on top of it), a page turn (the sheet folds over its left edge in 3-D perspective, showing
   its back with the print showing through, and is taken away); hands reaching in and pausing over a held page.
