@@ -7,24 +7,27 @@ Guarantees:
 - Frames are sampled by the environment's ffmpeg (`ffmpeg` on PATH, else the binary shipped by imageio-ffmpeg) at
   `AI_WORKER_VIDEO_FPS`, scaled to `AI_WORKER_VIDEO_SCALE_WIDTH`, in colour, and streamed: memory holds a few frames,
   whatever the duration. The input is written to a private temporary directory that is always removed.
-- Frames are compared by content, not by their look at a coarse scale: each sampled frame is registered onto the
-  one before by ORB keypoints on the sheet (rotation, scale and shift; phase correlation when keypoints are too
-  few), and the two are compared letter by letter: the local correlation of their Laplacian of Gaussian over the
-  windows holding ink on paper, where both show paper (a hand or the frame's edge hides what it covers instead of
-  changing it). Two pages of one homework share a header and boxes but not their problems, so at least
-  `100 - MATCH_PERCENTILE` % of the content must match.
+- Frames are compared by content, not by their look at a coarse scale: each sampled frame is cropped to the sheet
+  (the box of its brightest large region) and compared at up to `ANALYSIS_PIXELS` of that crop, so the letters of a
+  sheet that fills part of a 720p frame stay resolved; it is registered onto the one before by ORB keypoints on the
+  sheet (rotation, scale and shift; phase correlation when keypoints are too few), and the two are compared letter
+  by letter: the local correlation of their Laplacian of Gaussian over the windows holding ink on paper, where both
+  show paper (a hand or the frame's edge hides what it covers instead of changing it). Two pages of one homework
+  share a header and boxes but not their problems, so at least `100 - MATCH_PERCENTILE` % of the content must match.
 - A view is held while consecutive frames match (>= `SAME_VIEW`) and it moves less than `MAX_STEP` of the frame per
   sample (a sheet sliding or folding is in motion, whatever it shows); held at least `MIN_HOLD_S`, showing ink on
   paper with margins (`_page_like`: a blank back or a textured desk is not a page), it is a page, unless its
   content is that of the page before (>= `SAME_PAGE`, counting only the earlier view's content: writing added while
   held, a hand that crossed, shake or exposure drift do not make a new page; print that changed does).
-- Each page is scored as soon as the next one starts: its sheet (the largest bright quadrilateral of its last steady
-  view) is rectified to `SHEET_HEIGHT` px, and it is written on when any of three cues says so (`_Cues`): ink that
-  appeared while it was held (its first steady view registered onto the last: print does not appear; this is also
-  `writing_progressive`), pen ink (ink keeping a hue against the paper under it: print is black or grey), or
-  handwriting_analysis's `measure` of the sheet (in colour) finding writing over `VIDEO_MIN_AREA` of it, a floor of
-  the video's own (blurred and compressed, print measures as some writing). Memory holds the current frame, the one
-  before and a few views per page, whatever the duration.
+- Each page's cues are taken as soon as the next one starts: its sheet (the largest bright quadrilateral of its last
+  steady view) is rectified to `SHEET_HEIGHT` px, and it is written on when any of three cues says so (`_Cues`): ink
+  that appeared while it was held (its first steady view registered onto the last: print does not appear; this is
+  also `writing_progressive`), pen ink (ink keeping a hue against the paper under it: print is black or grey), or
+  lines of marks `TALL_TEXT` times as tall as the homework's print (the median line of all its pages), in the same
+  place on no other page (a repeated title is print), over `TALL_MIN` of the sheet's width: handwriting in black pen
+  or pencil is larger than a worksheet's print. handwriting_analysis's `measure` is not used: at a video's
+  resolution it takes dense print for writing and misses pencil. Memory holds the current frame, the one before, a
+  few views per page and each page's cues (a few numbers and its lines' boxes), whatever the duration.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,9 +46,12 @@ import numpy as np
 from ai_worker.config import VisionSettings
 from ai_worker.errors import INPUT_TOO_LARGE, INVALID_INPUT, PermanentError
 from ai_worker.jobs.context import JobContext
-from ai_worker.jobs.handwriting import measure
 
-ANALYSIS_WIDTH = 640  # frames are compared at this width: letters are resolved, so two pages of one homework differ
+ANALYSIS_PIXELS = 640 * 360  # frames are compared on the sheet's crop at most this many pixels (never enlarged):
+# letters are resolved, so two pages of one homework differ, even when the sheet fills a part of the frame
+CROP_WIDTH = 160  # px: the thumbnail the sheet is found on (its brightest large region) before cropping
+CROP_MIN_SHARE = 0.05  # a bright region under 5 % of the frame is not the sheet: the whole frame is compared
+CROP_MARGIN = 0.15  # the sheet's box is widened by 15 % of its size on each side (shake, a corner lifted)
 ORB_FEATURES = 500  # keypoints per frame for registration (shake, drift, a sheet moved on the desk)
 ORB_RATIO = 0.8  # Lowe's ratio test on the two nearest descriptors
 DETAIL_SIGMA = 1.0  # px at the analysis width: the Gaussian of the Laplacian that compares letters' strokes
@@ -64,7 +70,7 @@ MATCH_PERCENTILE = 20  # 80 % of the content must match: what two pages of one h
 SAME_VIEW = 0.4  # consecutive frames whose content correlates this much (x visible share) show one still view
 SAME_PAGE = 0.4  # a held view whose earlier page's content correlates this much is that page again
 MIN_VISIBLE = 0.5  # share of a view's content that must be visible (paper, in frame) in the other to compare
-MIN_CONTENT = 0.01  # a page shows content (print, writing) in at least 1 % of the frame: a blank back is not one
+MIN_CONTENT = 0.003  # a page shows content (print, writing) in 0.3 % of its crop: a blank back shows none
 MAX_CONTENT_OF_PAPER = 0.7  # ... and at most 70 % of its paper: a page has margins and space between lines
 MIN_HOLD_S = 0.5  # a view held steady shorter than this is a page turn, not a page
 MIN_PAPER_SHARE = 0.2  # the sheet fills at least a fifth of a frame held up to the camera
@@ -82,7 +88,16 @@ PEN_HUE = (
     0.12  # ink whose channels pass the paper's light in shares this far apart is coloured pen (tuning: print <= 0.1)
 )
 PEN_INK_MIN = 0.0002  # coloured pen ink over 0.02 % of the sheet (a tick, a short answer) is writing
-VIDEO_MIN_AREA = 0.05  # measured writing over 5 % of the sheet is writing in a video frame (tuning: print reaches 0.2)
+LINE_RULE_PX = 60  # px of the rectified sheet: a straight run of ink this long is a rule or a box border
+LINE_JOIN_PX = 21  # marks closer than this along a line join it (letters, words)
+LINE_MIN_ASPECT = 2.0  # a line of marks is at least twice as wide as tall ...
+LINE_MIN_PX = 30  # ... and 30 px wide, 4 px tall, with 10 px of ink (a dot, a speck is none)
+LINE_MIN_HEIGHT_PX = 4
+LINE_MIN_INK_PX = 10
+TALL_TEXT = 1.5  # a line 1.5x the homework's print height is handwriting (a title, shared by its pages, excepted)
+TALL_MIN = 0.25  # tall lines a quarter of the sheet's width in all (a short answer) make the page written
+SHARED_SLACK = 0.03  # a tall line within 3 % of the sheet of one on another page (both ends, height) is repeated print
+HEADER_SHARE = 0.12  # with a single page, tall lines in the sheet's top 12 % are its title
 OWN_ZONE = 11  # pen or new ink grown by 5 px to measure the area it writes on
 SCORE_AREA_SCALE = 0.08  # writing_score = 1 - exp(-area / 0.08), as handwriting_analysis's
 MIN_VIDEO_S = 2.0  # shorter videos are flagged too_short: no page can be shown and read in less
@@ -171,10 +186,15 @@ class _View:
         self.index = index
         self.color = color  # as decoded (BGR): kept only while it may represent a page
         self.frame = frame = cv2.cvtColor(color, cv2.COLOR_BGR2GRAY)
-        h, w = frame.shape
-        width = min(ANALYSIS_WIDTH, w)
-        small = cv2.resize(frame, (width, max(16, round(h * width / w))), interpolation=cv2.INTER_AREA)
+        x0, y0, x1, y1 = _sheet_box(frame)
+        scale = min(1.0, (ANALYSIS_PIXELS / ((x1 - x0) * (y1 - y0))) ** 0.5)
+        size = (max(16, round((x1 - x0) * scale)), max(16, round((y1 - y0) * scale)))
+        small = cv2.resize(frame[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
         self.small = small
+        # analysis pixels -> frame pixels (the crop's offset and scale)
+        self.to_frame = np.array(
+            [[(x1 - x0) / size[0], 0.0, x0], [0.0, (y1 - y0) / size[1], y0], [0.0, 0.0, 1.0]], np.float64
+        )
         level = max(float(np.percentile(small, 95)), 1.0)  # the paper's brightness: exposure drift divides out
         self.norm = small.astype(np.float32) / level
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (PAPER_CLOSE, PAPER_CLOSE))
@@ -223,8 +243,31 @@ def _local_stats(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.maximum(cv2.blur(img * img, (WINDOW, WINDOW)) - mean * mean, 0.0)
 
 
+def _sheet_box(frame: np.ndarray) -> tuple[int, int, int, int]:
+    """The part of the frame the sheet is in (x0, y0, x1, y1): the box of its brightest large region (Otsu on a
+    thumbnail), widened by `CROP_MARGIN`; the whole frame when no region is large enough."""
+    h, w = frame.shape
+    thumb_w = min(CROP_WIDTH, w)
+    thumb = cv2.resize(frame, (thumb_w, max(8, round(h * thumb_w / w))), interpolation=cv2.INTER_AREA)
+    _, bright = cv2.threshold(thumb, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=8)
+    if count < 2:
+        return 0, 0, w, h
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    bx, by, bw, bh, area = (int(v) for v in stats[best])
+    if area < CROP_MIN_SHARE * thumb.size:
+        return 0, 0, w, h
+    fx, fy = w / thumb.shape[1], h / thumb.shape[0]
+    mx, my = CROP_MARGIN * bw, CROP_MARGIN * bh
+    x0, y0 = max(0, int((bx - mx) * fx)), max(0, int((by - my) * fy))
+    x1, y1 = min(w, int(np.ceil((bx + bw + mx) * fx))), min(h, int(np.ceil((by + bh + my) * fy)))
+    return (x0, y0, x1, y1) if x1 - x0 >= 16 and y1 - y0 >= 16 else (0, 0, w, h)
+
+
 def _register(ref: _View, other: _View, matcher: cv2.BFMatcher) -> np.ndarray:
-    """The transform taking `ref`'s pixels to `other`'s (ORB + RANSAC; phase correlation when too few keypoints)."""
+    """The transform taking `ref`'s analysis pixels to `other`'s (ORB + RANSAC; phase correlation when too few
+    keypoints). The two may be different crops at different scales: a still camera maps by their offsets alone."""
+    still = np.linalg.inv(other.to_frame) @ ref.to_frame
     if ref.descriptors is not None and other.descriptors is not None and len(other.descriptors) >= 2:
         pairs = matcher.knnMatch(ref.descriptors, other.descriptors, k=2)
         good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ORB_RATIO * p[1].distance]
@@ -235,11 +278,13 @@ def _register(ref: _View, other: _View, matcher: cv2.BFMatcher) -> np.ndarray:
             # homography fitted on a cluster extrapolates wildly to the rest of the sheet.
             affine, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0)
             if affine is not None and int(inliers.sum()) >= MIN_INLIERS:
-                zoom = abs(np.linalg.det(affine[:, :2])) ** 0.5
+                zoom = (abs(np.linalg.det(affine[:, :2])) / abs(np.linalg.det(still[:2, :2]))) ** 0.5  # in the frame
                 if 1 / MAX_ZOOM <= zoom <= MAX_ZOOM:
                     return np.vstack([affine, [0.0, 0.0, 1.0]])
-    (dx, dy), _ = cv2.phaseCorrelate(ref.norm, other.norm)
-    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
+    h, w = ref.norm.shape
+    resampled = cv2.warpPerspective(other.norm, still, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    (dx, dy), _ = cv2.phaseCorrelate(ref.norm, resampled)
+    return np.asarray(still @ np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]]), np.float64)
 
 
 def _compare(ref: _View, other: _View, matcher: cv2.BFMatcher, both: bool) -> _Match:
@@ -249,7 +294,9 @@ def _compare(ref: _View, other: _View, matcher: cv2.BFMatcher, both: bool) -> _M
     homography = _register(ref, other, matcher)
     h, w = ref.norm.shape
     centre = np.array([[w / 4, h / 4], [3 * w / 4, h / 4], [3 * w / 4, 3 * h / 4], [w / 4, 3 * h / 4]], np.float32)
-    moved_by = float(np.linalg.norm(cv2.perspectiveTransform(centre[None], homography)[0] - centre, axis=1).mean()) / w
+    before = cv2.perspectiveTransform(centre[None], ref.to_frame)[0]  # in frame pixels
+    after = cv2.perspectiveTransform(centre[None], other.to_frame @ homography)[0]
+    moved_by = float(np.linalg.norm(after - before, axis=1).mean()) / ref.frame.shape[1]
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     moved = cv2.warpPerspective(other.detail, homography, (w, h), flags=flags, borderValue=0.0)
     paper = cv2.warpPerspective(other.paper.astype(np.uint8), homography, (w, h), flags=flags) > 0
@@ -271,8 +318,10 @@ def _compare(ref: _View, other: _View, matcher: cv2.BFMatcher, both: bool) -> _M
 
 def _page_like(view: _View) -> bool:
     """A sheet of paper with print or writing on it: some content, and margins and line spacing free of it (a
-    textured desk or carpet, seen without a sheet, is "content" all over)."""
-    return MIN_CONTENT <= view.content_share <= MAX_CONTENT_OF_PAPER * view.paper_share
+    textured desk or carpet, seen without a sheet, is "content" all over), and print's corners to register it by (a
+    desk's smooth grain has none)."""
+    enough = MIN_CONTENT <= view.content_share <= MAX_CONTENT_OF_PAPER * view.paper_share
+    return enough and len(view.keypoints) >= MIN_INLIERS
 
 
 @dataclass
@@ -351,23 +400,20 @@ class _Pages:
         page, self.page = self.page, None
         if page is None:
             return
-        pen_seen = any(cues.pen_ink >= PEN_INK_MIN for _, cues in self.done)
         timing = {
             "start_s": round(page.first / self.fps, 3),
             "end_s": round((page.last + 1) / self.fps, 3),
             "frame_s": round(page.best.index / self.fps, 3),
         }
-        self.done.append((timing, _cues(page.start, page.end, self.orb, self.matcher, measured=not pen_seen)))
+        self.done.append((timing, _cues(page.start, page.end, self.orb, self.matcher)))
 
     def finish(self) -> list[dict[str, Any]]:
         self._close_run()
         self._score_page()
-        # One homework, one pen: when coloured pen ink is on some page, the pages without it are not written on
-        # (unless ink appeared on them while held), whatever the measure reads in their print.
-        pen_seen = any(cues.pen_ink >= PEN_INK_MIN for _, cues in self.done)
         pages = []
-        for timing, cues in self.done:
-            writing = cues.decide(pen_seen=pen_seen)
+        tall = _tall_lines([cues.lines for _, cues in self.done])
+        for (timing, cues), (share, area) in zip(self.done, tall, strict=True):
+            writing = cues.decide(share, area)
             pages.append(
                 timing
                 | {
@@ -392,26 +438,90 @@ class _Cues:
 
     new_ink: float  # ink that appeared while it was held (0 when what changed was not only added ink)
     pen_ink: float  # ink keeping a hue against the paper
-    measured: float  # handwriting_analysis's writing area
     own_area: float  # the area the new and pen ink write on
+    lines: tuple[_TextLine, ...] = ()  # the sheet's lines of marks (print and writing)
 
-    def decide(self, pen_seen: bool = False) -> _Writing:
+    def decide(self, tall: float = 0.0, tall_area: float = 0.0) -> _Writing:
         """Any cue is enough: ink that appeared while the page was held is writing (print does not appear) and
-        progressive; pen ink is writing (print is black or grey); the measured writing area is writing from a video's
-        own floor `VIDEO_MIN_AREA` (blurred and compressed, some print measures as writing, over less of the sheet),
-        unless coloured pen was seen on a page of the video (`pen_seen`: then the student's writing is known)."""
+        progressive; pen ink is writing (print is black or grey); lines of marks much taller than the homework's
+        print, over `TALL_MIN` of the sheet's width (`tall`, from `_tall_lines`), are writing in any pen."""
         progressive = self.new_ink > 0
-        by_measure = not pen_seen and self.measured >= VIDEO_MIN_AREA
-        if not (progressive or self.pen_ink >= PEN_INK_MIN or by_measure):
+        if not (progressive or self.pen_ink >= PEN_INK_MIN or tall >= TALL_MIN):
             return _Writing(False, 0.0, False)
-        area = max(self.measured, self.own_area)
+        area = max(self.own_area, tall_area)
         return _Writing(True, 1.0 - float(np.exp(-area / SCORE_AREA_SCALE)), progressive)  # > 0: some area is written
 
 
-def _cues(start: _View, end: _View, orb: cv2.ORB, matcher: cv2.BFMatcher, measured: bool = True) -> _Cues:
+@dataclass(frozen=True)
+class _TextLine:
+    """A line of marks on a rectified sheet, as shares of the sheet's width (x) and height (y, height)."""
+
+    x0: float
+    x1: float
+    y: float
+    height: float  # rows holding the middle 90 % of its ink
+
+    def same_place(self, other: _TextLine) -> bool:
+        return (
+            abs(self.x0 - other.x0) <= SHARED_SLACK
+            and abs(self.x1 - other.x1) <= SHARED_SLACK
+            and abs(self.y - other.y) <= SHARED_SLACK
+        )
+
+
+def _text_lines(ink: np.ndarray) -> tuple[_TextLine, ...]:
+    """The sheet's lines of marks: its ink without rules and box borders, joined along the line (letters and words
+    of one line), each wider than `LINE_MIN_ASPECT` times its height."""
+    marks: np.ndarray = _speckless(ink).astype(np.uint8)
+    rules = cv2.bitwise_or(
+        cv2.morphologyEx(marks, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (LINE_RULE_PX, 1))),
+        cv2.morphologyEx(marks, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, LINE_RULE_PX))),
+    )
+    marks = cv2.subtract(marks, cv2.dilate(rules, np.ones((3, 3), np.uint8)))
+    joined = cv2.morphologyEx(marks, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (LINE_JOIN_PX, 1)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    h, w = ink.shape
+    lines = []
+    for i in range(1, count):
+        x, y, bw, bh = (int(v) for v in stats[i, :4])
+        if bw < LINE_MIN_ASPECT * bh or bw < LINE_MIN_PX or bh < LINE_MIN_HEIGHT_PX:
+            continue
+        rows = ((labels[y : y + bh, x : x + bw] == i) & (marks[y : y + bh, x : x + bw] > 0)).sum(axis=1).cumsum()
+        if rows[-1] < LINE_MIN_INK_PX:
+            continue
+        low, high = np.searchsorted(rows, 0.05 * rows[-1]), np.searchsorted(rows, 0.95 * rows[-1])
+        lines.append(_TextLine(x / w, (x + bw) / w, y / h, float(high - low + 1) / h))
+    return tuple(lines)
+
+
+def _tall_lines(pages: list[tuple[_TextLine, ...]]) -> list[tuple[float, float]]:
+    """Per page, the width (share of the sheet's) and box area of its lines of marks at least `TALL_TEXT` times as
+    tall as the homework's print (the median line of all its pages, by width): handwriting is larger than the print
+    of a worksheet. A tall line in the same place on another page is print (a title the homework repeats); with a
+    single page, tall lines in the sheet's top `HEADER_SHARE` are taken for its title."""
+    every = [line for lines in pages for line in lines]
+    if not every:
+        return [(0.0, 0.0)] * len(pages)
+    heights = np.array([line.height for line in every])
+    widths = np.array([line.x1 - line.x0 for line in every])
+    order = np.argsort(heights)
+    print_height = float(heights[order][np.searchsorted(np.cumsum(widths[order]), 0.5 * widths.sum())])
+    tall = [[line for line in lines if line.height >= TALL_TEXT * print_height] for lines in pages]
+    out = []
+    for k, lines in enumerate(tall):
+        others = [line for j, other in enumerate(tall) if j != k for line in other]
+        own = [
+            line
+            for line in lines
+            if not any(line.same_place(other) for other in others) and (len(pages) > 1 or line.y >= HEADER_SHARE)
+        ]
+        out.append((sum(line.x1 - line.x0 for line in own), sum((line.x1 - line.x0) * line.height for line in own)))
+    return out
+
+
+def _cues(start: _View, end: _View, orb: cv2.ORB, matcher: cv2.BFMatcher) -> _Cues:
     """The writing cues of a held page from its first and last steady views (`_Cues`); the last view's sheet is
-    rectified to `SHEET_HEIGHT` px, the first view is registered onto it. The measure runs only when `measured` and
-    the other cues do not already say the page is written (it takes most of the time)."""
+    rectified to `SHEET_HEIGHT` px, the first view is registered onto it."""
     warp, size = _sheet_warp(end.frame)
     sheet = _rectify(end.frame, warp, size)
     color = _rectify(end.color, warp, size)
@@ -431,10 +541,7 @@ def _cues(start: _View, end: _View, orb: cv2.ORB, matcher: cv2.BFMatcher, measur
             if float(new.mean()) < NEW_INK_MIN or gone > MAX_INK_GONE * max(1, int((before & both).sum())):
                 new = np.zeros_like(ink)  # a misregistration moves print away, writing only adds
     own = cv2.dilate((pen | new).astype(np.uint8), np.ones((OWN_ZONE, OWN_ZONE), np.uint8))
-    cues = _Cues(float(new.mean()), float(pen.mean()), 0.0, float(own.mean()))
-    if not measured or cues.decide().written:
-        return cues  # the measure would not change the answer: its second of CPU is saved
-    return replace(cues, measured=measure(sheet, color=color).writing_area)
+    return _Cues(float(new.mean()), float(pen.mean()), float(own.mean()), _text_lines(ink))
 
 
 def _rectify(image: np.ndarray | None, warp: np.ndarray, size: tuple[int, int] | None) -> Any:
@@ -467,19 +574,21 @@ def _speckless(mask: np.ndarray) -> np.ndarray:
 def _register_frames(start: _View, end: _View, orb: cv2.ORB, matcher: cv2.BFMatcher) -> np.ndarray | None:
     """The homography taking `end`'s frame to `start`'s (ORB on the sheets, RANSAC), at full frame size; None when
     the two cannot be registered."""
-    scale = end.frame.shape[1] / end.small.shape[1]
     if start.descriptors is None or end.descriptors is None or len(start.descriptors) < 2:
         return None
     pairs = matcher.knnMatch(end.descriptors, start.descriptors, k=2)
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ORB_RATIO * p[1].distance]
     if len(good) < MIN_INLIERS:
         return None
-    src = np.array([end.keypoints[m.queryIdx].pt for m in good], np.float32) * scale
-    dst = np.array([start.keypoints[m.trainIdx].pt for m in good], np.float32) * scale
-    homography, inliers = cv2.findHomography(src, dst, cv2.RANSAC, 2.0 * scale)
-    if homography is None or int(inliers.sum()) < MIN_INLIERS:
+    src = cv2.perspectiveTransform(np.array([[end.keypoints[m.queryIdx].pt for m in good]]), end.to_frame)
+    dst = cv2.perspectiveTransform(np.array([[start.keypoints[m.trainIdx].pt for m in good]]), start.to_frame)
+    scale = float(end.to_frame[0, 0])
+    # Rotation, scale and shift, as between consecutive frames: a homography fitted on keypoints clustered on print
+    # extrapolates to the rest of the sheet, and the misregistered print reads as ink that appeared.
+    affine, inliers = cv2.estimateAffinePartial2D(src[0], dst[0], method=cv2.RANSAC, ransacReprojThreshold=2.0 * scale)
+    if affine is None or int(inliers.sum()) < MIN_INLIERS:
         return None
-    return np.asarray(np.linalg.inv(homography), np.float64)
+    return np.asarray(np.linalg.inv(np.vstack([affine, [0.0, 0.0, 1.0]])), np.float64)
 
 
 def _sheet_warp(frame: np.ndarray) -> tuple[np.ndarray, tuple[int, int] | None]:

@@ -4,13 +4,14 @@ What it adds to hw_videos.py (whose synthetic pages stay for the fast tests), ea
 - pages: worksheets typeset with PIL in Un and Baekmuk fonts (Korean; fonts-unfonts-core, fonts-baekmuk) or
   Liberation and FreeFont (English; fonts-liberation, fonts-freefont-ttf) at a realistic density: title block, name
   field, numbered problems of 1-4 lines, choice rows, answer lines, boxes or blank space; some pages are dense print
-  with hardly any answer space and are never written on;
+  with hardly any answer space and are never written on; some homeworks are sparse (one short line per problem over
+  a large answer box: the shared title block is much of a page);
 - writing: answers in the answer areas, in blue or black pen or pencil, as pen trajectories (scribbled glyphs on a
   drifting baseline, digits, circled choices, ticks) or in the UnPilgi handwriting font with each glyph jittered;
   written before filming, or while held (answer by answer, a hand with a pen at work), or not at all;
-- scene: a colour desk (plain, gradient, grain), the sheet in perspective, a colour cast, vignetting, exposure drift,
-  defocus, sensor noise; the whole view shakes (shift, roll, zoom breathing); H.264 (libx264) where the ffmpeg has
-  it, else MPEG-4;
+- scene: a colour desk (plain, gradient, grain), the sheet in perspective (some videos filmed from further away), a
+  colour cast, vignetting, exposure drift, defocus, sensor noise; the whole view shakes (shift, roll, zoom
+  breathing); H.264 (libx264) where the ffmpeg has it, else MPEG-4;
 - transitions: a cut (same framing or reframed), a slide (the sheet taken out sideways by a hand and the next brought
   in, or the next slid in on top of it), a page turn (the sheet folds over its left edge in 3-D perspective, showing
   its back with the print showing through, and is taken away); hands reaching in and pausing over a held page.
@@ -113,8 +114,11 @@ def _worksheet(rng: random.Random, lang: str, layout: dict, number: int, dense: 
     while y < PAGE_H - 90:
         draw.text((margin, y), f"{problem}.", font=body, fill=(0, 0, 0))
         lines = rng.randint(2, 4) if dense else rng.randint(1, 3)
+        sparse = layout["sparse"] and not dense  # one short line per problem, a large answer space
+        lines = 1 if sparse else lines
         for k in range(lines):
             room = (PAGE_W - 2 * margin - 40) * (rng.uniform(0.5, 1.0) if k == lines - 1 else rng.uniform(0.85, 1.0))
+            room *= 0.6 if sparse else 1.0
             text = _text(rng, lang, 2)
             while draw.textlength(text, font=body) < room:
                 text += " " + _text(rng, lang, 1)
@@ -127,7 +131,7 @@ def _worksheet(rng: random.Random, lang: str, layout: dict, number: int, dense: 
                 draw.text((x, y), f"{mark} {rng.randint(2, 99)}", font=body, fill=(0, 0, 0))
                 choices.append((x + body.size // 2, y + body.size // 2 + 2))
             y += step + 4
-        space = rng.randint(20, 45) if dense else rng.randint(60, 150)
+        space = rng.randint(20, 45) if dense else rng.randint(60, 150) + (130 if sparse else 0)
         style = layout["answer"]
         if style == "box":
             draw.rectangle((margin + 30, y + 4, PAGE_W - margin, y + space - 6), outline=(0, 0, 0), width=1)
@@ -229,9 +233,10 @@ def _desk(rng: random.Random, nrng: np.random.Generator, w: int, h: int) -> np.n
     return np.clip(desk + nrng.normal(0, 3, (h, w, 3)), 0, 255).astype(np.float32)
 
 
-def _pose(rng: random.Random, w: int, h: int) -> np.ndarray:
-    """Page corners in the frame: the sheet fills 75-95 % of the frame's height, seen in perspective."""
-    sh = h * rng.uniform(0.75, 0.95)
+def _pose(rng: random.Random, w: int, h: int, framing: float = 1.0) -> np.ndarray:
+    """Page corners in the frame: the sheet fills 75-95 % of the frame's height (times `framing`: a phone held
+    further away), seen in perspective."""
+    sh = h * rng.uniform(0.75, 0.95) * framing
     sw = sh * PAGE_W / PAGE_H
     cx, cy = w / 2 + rng.uniform(-0.1, 0.1) * w, h / 2 + rng.uniform(-0.03, 0.03) * h
     corners = np.array([[-sw / 2, -sh / 2], [sw / 2, -sh / 2], [sw / 2, sh / 2], [-sw / 2, sh / 2]], np.float32)
@@ -316,9 +321,15 @@ def render_worksheet_clip(
     max_hold_s: float = 5.5,
     plan: tuple[str, ...] | None = None,
     pen: str | None = None,
+    far: bool | None = None,
+    sparse: bool | None = None,
 ) -> Clip:
     """One video; page count, frame size, transitions (one per page change) and pen are drawn unless given; `plan`
-    gives each page's writing: "blank", "dense" (dense print, blank), "written" (before filming) or "progressive"."""
+    gives each page's writing: "blank", "dense" (dense print, blank), "written" (before filming) or "progressive";
+    `far` and `sparse` are drawn for about a third of the seeds each, from an RNG of their own so the other draws
+    stay as they were: `far`, the phone is held further away (the sheet fills 60-75 % of the frame's height);
+    `sparse`, each problem is one short line over a large answer box, so the homework's shared title block is much
+    of what a page shows."""
     if not fonts_available():
         raise FontsMissing("worksheet videos need fonts-unfonts-core, fonts-baekmuk, fonts-liberation, fonts-freefont")
     rng = random.Random(seed * 104_729 + 7)
@@ -335,6 +346,9 @@ def render_worksheet_clip(
         "per_page": rng.randint(3, 6),
         "answer": rng.choice(("box", "line", "space")),
     }
+    style = random.Random(seed * 31 + 11)
+    framing = 0.8 if (style.random() < 0.3 if far is None else far) else 1.0
+    layout["sparse"] = style.random() < 0.3 if sparse is None else sparse
     pen_name = pen or rng.choice(tuple(PENS))
     ink, pencil = PENS[pen_name], pen_name == "pencil"
     dense = [rng.random() < 0.25 for _ in range(count)]
@@ -367,7 +381,7 @@ def render_worksheet_clip(
     events: list[tuple[str, float, float]] = []
     shake = np.zeros(4)
     gain = 1.0
-    pose = _pose(rng, w, h)
+    pose = _pose(rng, w, h, framing)
     finals = [_ink(s.print_, lay, ink, pencil) for s, lay in zip(sheets, layers, strict=True)]
 
     def emit(frame: np.ndarray) -> None:
@@ -431,7 +445,7 @@ def render_worksheet_clip(
             break
         kind = transitions[p]
         nxt = finals[p + 1] if not progressive[p + 1] else sheets[p + 1].print_
-        new_pose = pose if kind == "cut" and rng.random() < 0.5 else _pose(rng, w, h)
+        new_pose = pose if kind == "cut" and rng.random() < 0.5 else _pose(rng, w, h, framing)
         steps = round(durations[kind] * FPS)
         over = kind == "slide" and rng.random() < 0.4  # the next sheet is slid in on top of this one
         for k in range(steps):

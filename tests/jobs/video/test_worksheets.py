@@ -43,11 +43,22 @@ def test_pen_ink_and_writing_while_held_are_written_and_dense_print_is_not(
         assert all((p["writing_score"] > 0) == p["written"] for p in pages)
 
 
-def test_one_pen_per_homework_overrides_the_measure_but_not_ink_that_appeared() -> None:
-    print_read_as_writing = video._Cues(new_ink=0.0, pen_ink=0.0, measured=0.12, own_area=0.0)
-    assert print_read_as_writing.decide().written
-    assert not print_read_as_writing.decide(pen_seen=True).written  # the pen is known: this page has none of it
-    appeared = video._Cues(new_ink=0.004, pen_ink=0.0, measured=0.0, own_area=0.02)
-    decided = appeared.decide(pen_seen=True)
-    assert decided.written and decided.progressive and decided.score > 0
-    assert not video._Cues(0.0, 0.0, 0.0, 0.0).decide().written
+def test_tall_lines_unique_to_a_page_are_writing_and_a_repeated_title_is_not() -> None:
+    line = video._TextLine
+    title = line(0.1, 0.5, 0.05, 0.030)  # on every page, in the same place, twice the print's height
+    print_lines = [line(0.1, 0.9, 0.2 + 0.05 * k, 0.015) for k in range(12)]
+    answer = line(0.2, 0.7, 0.6, 0.028)  # larger than print, on one page only
+    pages = [(title, *print_lines), (title, *print_lines, answer), (title, *print_lines)]
+    (blank, _), (written, area), (other, _) = video._tall_lines(pages)
+    assert blank == other == 0.0
+    assert written == pytest.approx(0.5) and area > 0
+    assert video._Cues(0.0, 0.0, 0.0).decide(written, area).written
+    assert not video._Cues(0.0, 0.0, 0.0).decide(blank, 0.0).written
+    # One page: its title (the sheet's top) is print, an answer further down is writing.
+    ((alone, _),) = video._tall_lines([(title, *print_lines, answer)])
+    assert alone == pytest.approx(0.5)
+    ((only_title, _),) = video._tall_lines([(title, *print_lines)])
+    assert only_title == 0.0
+    # Ink that appeared while held is writing and progressive, whatever the lines say.
+    appeared = video._Cues(new_ink=0.004, pen_ink=0.0, own_area=0.02).decide()
+    assert appeared.written and appeared.progressive and appeared.score > 0
