@@ -79,6 +79,10 @@ NARROW_LABEL_LINES = 1.6  # an unread first word this narrow may be a question n
 FRAME_SIDE_COVER = 0.7  # a number is framed when three sides of its frame are strokes along this much of their middle
 FRAME_PAD_LINES = 0.25  # ... the frame reaching at most this far above and below its text line
 FRAME_BREAK_LINES = 0.12  # ... once breaks this many line heights wide are closed (a hairline on a bilevel scan)
+FRAME_MIN_LINES = 0.6  # a frame around a number is this many line heights wide at least ...
+FRAME_MAX_LINES = 2.4  # ... and at most this many
+FRAME_CANDIDATES = 4  # vertical strokes tried as a frame's right side when text runs into it
+FRAME_SPECK_AREA = 0.01  # ink smaller than this many square line heights beside a frame is dust
 BOX_SIDE_FULL = 0.85  # a frame is a box when its sides cover this much of its bounding box on average, else a circle
 ENCLOSED_MAX_FILL = 0.8  # a box or circle around a number: its inside is at most this much ink (bold digits fill ~0.55)
 
@@ -389,6 +393,7 @@ class _Read:
     number: int
     label: str
     hangul_prefix: bool = False  # an unreadable glyph before the number: "문" (the recogniser has no Hangul)
+    guessed: bool = False  # the mark was inferred ("11" taken for "1)"): alone, such a read is no evidence
 
 
 CIRCLED = {chr(0x2460 + i): i + 1 for i in range(20)} | {chr(0x3251 + i): 21 + i for i in range(15)}
@@ -396,9 +401,11 @@ _HEADING = re.compile(r"^\S{0,2}?\s*[\[(<{]\s*\d{1,3}\s*[~∼\-–—〜～]")  
 _NUM = re.compile(r"^([1-9]\d{0,2})\s*([.)．,])")
 _Q = re.compile(r"^[Qq]\s*\.?\s*([1-9]\d{0,2})\s*([.):])")
 _BRACKET = re.compile(r"^[\[({]\s*([1-9]\d{0,2})\s*[\])]")
-_PREFIXED = re.compile(r"^([^\d\s\[\](){}<>Qq①-⑳]{1,2})\s*([1-9]\d{0,2})\s*([.)．,])")  # 문 read as 1-2 glyphs
+# 문 (or a font's missing-glyph box in its place) read as 1-2 glyphs, or as a 0: no question number starts with 0
+_PREFIXED = re.compile(r"^([^\d\s\[\](){}<>Qq①-⑳]{1,2}|0)\s*([1-9]\d{0,2})\s*([.)．,])")
 _INCOMPLETE = re.compile(r"^(\S{0,2}\s*[\[(]?\s*\d{1,3}|[^\s\d①-⑳]{1,2})$")  # digits without their mark, a lone glyph
 _DIGIT_LOOKALIKES = str.maketrans({"I": "1", "l": "1", "|": "1", "O": "0", "o": "0"})
+_PAREN_LOST = re.compile(r"^([1-9]\d?)\s?[1lIi|!jJ]$")  # "1)" read "11", "4)" read "4i"
 _BOXED = re.compile(r"^[\[|(]?\s*([1-9]\d{0,2})\s*([.)]?)\s*[\]|]?$")
 
 
@@ -437,6 +444,11 @@ def parse_label(text: str, frame: str = "") -> _Read | None:
     if m:
         mark = "." if m.group(3) in ".．," else ")"
         return _Read("start", "num", int(m.group(2)), f"문 {m.group(2)}{mark}", hangul_prefix=True)
+    m = _PAREN_LOST.match(t)
+    if m:
+        # A label needs its mark: digits ending in a thin stroke ("11", "4i", "9!") are a number and its ")" broken
+        # up by a black-and-white scan.
+        return _Read("start", "num", int(m.group(1)), f"{m.group(1)})", guessed=True)
     return None
 
 
@@ -472,6 +484,69 @@ class _Reader:
         pad = max(2, round(0.2 * self.line_h))
         return self.gray[max(0, line.y0 - pad) : line.y1 + pad, max(0, x0 - pad) : x1 + pad]
 
+    def _frame_inside(self, line: Block, end: int | None) -> tuple[int, int, int, int, bool] | None:
+        """The inside of a box or circle drawn around the line's first token (`_box_inside`), ending at the first word
+        gap (`end`) or, when the text runs into the frame, at a vertical stroke that closes it."""
+        if end is not None and end - line.x0 <= FRAME_MAX_LINES * self.line_h:
+            inside = self._box_inside(line, end)
+            if inside is not None:
+                return inside
+        # Candidate right sides: columns a frame's height tall that are mostly ink, between a frame's least and most
+        # width from the line start.
+        pad = round(FRAME_PAD_LINES * self.line_h)
+        lo = line.x0 + round(FRAME_MIN_LINES * self.line_h)
+        hi = min(line.x1, line.x0 + round(FRAME_MAX_LINES * self.line_h))
+        if hi <= lo:
+            return None
+        band = self.raw[max(0, line.y0 - pad) : line.y1 + pad, lo:hi]
+        size = max(3, round(FRAME_BREAK_LINES * self.line_h) | 1)
+        closed = cv2.morphologyEx(band, cv2.MORPH_CLOSE, np.ones((size, 1), np.uint8))
+        cover = closed.sum(axis=0) / max(1, line.y1 - line.y0)
+        strokes = np.flatnonzero(cover >= FRAME_SIDE_COVER)
+        # The last column of each stroke run is a frame's right edge candidate.
+        ends = [int(x) for k, x in enumerate(strokes) if k + 1 == len(strokes) or strokes[k + 1] != x + 1]
+        for x in ends[:FRAME_CANDIDATES]:
+            inside = self._box_inside(line, lo + x + 1)
+            if inside is not None:
+                return inside
+        return None
+
+    def _inside_crop(self, inside: tuple[int, int, int, int, bool]) -> np.ndarray:
+        """A grey crop of what a box holds with its sides painted out (a side left in the crop reads as a digit: "0",
+        "[1]", "1l"), or the inside of a circle."""
+        x0, y0, x1, y1, circle = inside
+        pad = max(2, round(0.15 * self.line_h))
+        if circle:
+            return self.gray[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad]
+        inset = max(2, round(0.12 * min(x1 - x0, y1 - y0)))
+        ox0, oy0, ox1, oy1 = x0 - inset, y0 - inset, x1 + inset, y1 + inset  # the frame's outer box
+        ink = self.raw[oy0:oy1, ox0:ox1].astype(bool)
+        h, w = ink.shape
+        if h < 4 or w < 4:
+            return self.gray[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad]
+
+        def depth(rows: np.ndarray) -> float:
+            """Median length of the ink run from the edge inward, over the middle half of a side."""
+            runs = np.argmin(rows, axis=1)  # the first blank pixel from the edge
+            middle = runs[len(runs) // 4 : len(runs) - len(runs) // 4]
+            return float(np.median(middle)) if len(middle) else 0.0
+
+        sides = (depth(ink), depth(ink[:, ::-1]), depth(ink.T), depth(ink.T[:, ::-1]))
+        t = min(max(1, round(max(sides)) + 1), min(h, w) // 3)
+        crop = self.gray[oy0:oy1, ox0:ox1].copy()
+        paper = np.uint8(np.percentile(self.gray[max(0, oy0 - pad) : oy1 + pad, max(0, ox0 - pad) : ox1 + pad], 90))
+        crop[:t, :] = crop[-t:, :] = paper
+        crop[:, :t] = crop[:, -t:] = paper
+        inner = ink.copy()
+        inner[:t, :] = inner[-t:, :] = False
+        inner[:, :t] = inner[:, -t:] = False
+        inner = remove_specks(inner.astype(np.uint8), max(2, round(0.02 * self.line_h**2))).astype(bool)
+        ys, xs = np.nonzero(inner)
+        if len(xs) == 0:
+            return self.gray[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad]
+        body = crop[max(0, ys.min() - 1) : ys.max() + 2, max(0, xs.min() - 1) : xs.max() + 2]
+        return cv2.copyMakeBorder(body, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=int(paper))
+
     def _box_inside(self, line: Block, x1: int) -> tuple[int, int, int, int, bool] | None:
         """The inside of a drawn box or circle around the token (a boxed or circled number), and whether it is a
         circle; None when the token is not enclosed.
@@ -484,6 +559,18 @@ class _Reader:
         pad = round(FRAME_PAD_LINES * self.line_h)
         top, left = max(0, line.y0 - pad), max(0, line.x0 - pad)
         window = self.raw[top : line.y1 + pad, left : x1 + 1]
+        # Scan dust beside a frame is no side of it; but a thin frame broken up by a black-and-white scan is specks
+        # too: the window as it is when the frame is not found without them.
+        found = self._frame_in(remove_specks(window, max(2, round(FRAME_SPECK_AREA * self.line_h**2))))
+        if found is None:
+            found = self._frame_in(window)
+        if found is None:
+            return None
+        x0, y0, x1, y1, circle = found
+        return left + x0, top + y0, left + x1, top + y1, circle
+
+    def _frame_in(self, window: np.ndarray) -> tuple[int, int, int, int, bool] | None:
+        """`_box_inside` on a window of ink: the inside of the frame in window pixels, and whether it is a circle."""
         ys, xs = np.nonzero(window)
         if len(xs) == 0:
             return None
@@ -516,7 +603,7 @@ class _Reader:
         )
         circle = bool(np.mean(full) < BOX_SIDE_FULL)
         inset = max(2, round((0.2 if circle else 0.12) * min(w, h)))
-        return left + x + inset, top + y + inset, left + x + w - inset, top + y + h - inset, circle
+        return x + inset, y + inset, x + w - inset, y + h - inset, circle
 
     def read(self, lines: list[Block]) -> list[_Read | None]:
         """The label each line starts with (None: none read); lines read before (the other column reading) are not
@@ -536,18 +623,18 @@ class _Reader:
         first: dict[int, int] = {}  # where each line's first word ends
         for i, line in enumerate(lines):
             end = self._token_end(line, line.x0, SPACE_LINES)
+            # A frame is looked for at the line start whatever the word gap: text set close to a boxed number runs
+            # into the frame once a scan blurs the gap shut.
+            inside = self._frame_inside(line, end)
+            if inside is not None:
+                crops.append(self._inside_crop(inside))
+                owners.append((i, "circle" if inside[4] else "box"))
             if end is None or end - line.x0 > LABEL_MAX_LINES * self.line_h:
                 # No word gap near the start (text set flush against its label): the line's start is read.
                 window = min(line.x1, line.x0 + round(WIDE_LABEL_LINES * self.line_h))
                 crops.append(self._crop(line, line.x0, window))
                 owners.append((i, ""))
                 continue
-            inside = self._box_inside(line, end)
-            if inside is not None:
-                x0, y0, x1, y1, circle = inside
-                pad = max(2, round(0.15 * self.line_h))
-                crops.append(self.gray[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad])
-                owners.append((i, "circle" if circle else "box"))
             first[i] = end
             if end - line.x0 < PREFIX_MAX_LINES * self.line_h:
                 # A lone glyph ("문", "Q") may be a prefix: read on to the end of the next word.
@@ -668,6 +755,8 @@ def _questions(
     reads = reader.read([column_lines[c][i] for c, i in pending])
     cands = [(p, r) for p, r in zip(pending, reads, strict=True) if r is not None]
     chosen = [cands[k] for k in _chain([(k, r) for k, (_, r) in enumerate(cands)])]
+    if len(chosen) < 2 and all(r.guessed for _, r in chosen):
+        chosen = []  # one inferred mark ("11" for "1)") on a page where nothing else reads is noise
     starts = {p: r for p, r in chosen}
     # A number the recogniser missed leaves a gap in the sequence: the unread margin lines in that gap that follow
     # the widest blank gaps become the missing questions.

@@ -65,6 +65,27 @@ def test_frames_around_numbers_are_told_apart_on_a_black_and_white_scan(
     assert (None if inside is None else inside[4]) == expected
 
 
+@pytest.mark.parametrize("digit", ["1", "4", "7"])
+def test_a_boxed_number_with_text_run_into_its_frame_and_dust_beside_it_is_read(digit: str) -> None:
+    """Text set close to a box (no word gap left once blurred) and a speck of dust under the frame: the frame is
+    still found from its closing side, and its sides are painted out before the digit is read."""
+    img = np.full((70, 260), 255, np.uint8)
+    cv2.rectangle(img, (20, 14), (50, 50), 0, 2)
+    cv2.putText(img, digit, (27, 44), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 0, 2, cv2.LINE_AA)
+    cv2.putText(img, "Find", (53, 44), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 0, 2, cv2.LINE_AA)  # touching the frame
+    cv2.circle(img, (40, 57), 1, 0, -1)  # dust under the box
+    gray = cv2.GaussianBlur(img, (0, 0), 0.8)
+    mask = (gray < 128).astype(np.uint8)
+    reader = _Reader(gray, mask, 32.0)
+    line = Block(20, 14, 140, 51)
+    inside = reader._frame_inside(line, None)
+    assert inside is not None and inside[4] is False  # a box
+    from ai_worker.jobs import textlines
+
+    text, confidence = textlines.recognise([reader._inside_crop(inside)])[0]
+    assert text == digit and confidence >= 0.5
+
+
 @pytest.mark.skipif(len(faces()) < 3, reason="TrueType faces absent: apt-get install fonts-nanum fonts-noto-cjk")
 def test_truetype_tuning_pages_read_numbers_and_boxes() -> None:
     """Bilevel and grey scans, boxed/circled/`문 N.` labels, Korean and English (tuning generator, seeded)."""
