@@ -488,9 +488,7 @@ class _Reader:
         """The inside of a box or circle drawn around the line's first token (`_box_inside`), ending at the first word
         gap (`end`) or, when the text runs into the frame, at a vertical stroke that closes it."""
         if end is not None and end - line.x0 <= FRAME_MAX_LINES * self.line_h:
-            inside = self._box_inside(line, end)
-            if inside is not None:
-                return inside
+            return self._box_inside(line, end)
         # Candidate right sides: columns a frame's height tall that are mostly ink, between a frame's least and most
         # width from the line start.
         pad = round(FRAME_PAD_LINES * self.line_h)
@@ -645,15 +643,15 @@ class _Reader:
             owners.append((i, ""))
         reads: list[_Read | None] = [None] * len(lines)
         # The digits read inside a drawn box or circle win (the recogniser reads a boxed 5 whole as ⑤ or [5], and
-        # confuses ⑪-⑳ with ①-⑩), except over a bracket read whole ("[5]" may pass for a box); otherwise the
-        # plain read.
+        # confuses ⑪-⑳ with ①-⑩), except over a bracket or a heading read whole ("[5]" may pass for a box);
+        # otherwise the plain read.
         results = list(zip(owners, textlines.recognise(crops), strict=True))
         plain: dict[int, str] = {}
         for (i, frame), (text, confidence) in sorted(results, key=lambda r: r[0][1] != ""):
             if confidence < MIN_READ_CONFIDENCE:
                 continue
             read, before = parse_label(text, frame), reads[i]
-            if before is None or (frame and read is not None and before.family != "bracket"):
+            if before is None or (frame and read is not None and before.family not in ("bracket", "heading")):
                 reads[i] = read or before
             if not frame:
                 plain[i] = text

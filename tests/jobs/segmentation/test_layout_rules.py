@@ -86,6 +86,22 @@ def test_a_boxed_number_with_text_run_into_its_frame_and_dust_beside_it_is_read(
     assert text == digit and confidence >= 0.5
 
 
+@pytest.mark.parametrize("angle", [-1.6, 0.9, 2.2])
+def test_skew_of_two_columns_whose_lines_are_at_different_heights(angle: float) -> None:
+    """Two columns of text lines, the right one's lines half a line pitch lower: one row profile over both would be
+    sharpest where one column's line k lines up with the other's line k + 1."""
+    from ai_worker.jobs.deskew import estimate_skew
+
+    page = np.zeros((1754, 1240), np.uint8)
+    for row in range(34):
+        y = 150 + 44 * row
+        cv2.rectangle(page, (80, y), (560, y + 16), 1, -1)
+        cv2.rectangle(page, (680, y + 22), (1160, y + 38), 1, -1)
+    rotation = cv2.getRotationMatrix2D((620, 877), angle, 1.0)
+    skewed = cv2.warpAffine(page, rotation, (1240, 1754), flags=cv2.INTER_NEAREST)
+    assert abs(-estimate_skew(skewed) - angle) <= 0.1
+
+
 @pytest.mark.skipif(len(faces()) < 3, reason="TrueType faces absent: apt-get install fonts-nanum fonts-noto-cjk")
 def test_truetype_tuning_pages_read_numbers_and_boxes() -> None:
     """Bilevel and grey scans, boxed/circled/`문 N.` labels, Korean and English (tuning generator, seeded)."""
