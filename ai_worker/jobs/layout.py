@@ -39,6 +39,7 @@ FINE_SPECK_AREA = 3  # ... but a full stop at the end of a question label is not
 SPECK_AREA = 12  # components smaller than this (reference pixels squared: a 3x4 blot) are dust
 DOT_LINES = 0.5  # blocks lower than half a line height are dots and dust (or a row of them) ...
 RULE_LINES = 2.0  # ... unless they are at least two line heights long: an answer blank, a dash
+SLIVER_LINES = 0.15  # blocks this narrow (line heights) are pieces of a broken vertical rule, not words
 WORD_GAP = 0.012  # letters closer than this fraction of the page width join one word block
 H_RULE_MIN = 0.6  # a horizontal rule spans at least this fraction of the page width
 V_RULE_MIN = 0.3  # a vertical rule (column separator) spans at least this fraction of the page height
@@ -206,6 +207,9 @@ def _analyse_level(gray: np.ndarray, mask: np.ndarray, bilevel: bool = False) ->
         )
     # Dust that survived the speck filter (JPEG smears it) would shift a line's start off the margin.
     blocks = [b for b in blocks if b.y1 - b.y0 >= DOT_LINES * line_h or b.x1 - b.x0 >= RULE_LINES * line_h]
+    # So would the dashes of a hairline column rule that a black-and-white scan broke up (too short for a rule): no
+    # word is a sliver that thin.
+    blocks = [b for b in blocks if b.x1 - b.x0 > SLIVER_LINES * line_h]
     # Labels are cut at blank runs in a mask that keeps the small marks the speck filter drops (the "." of "1.").
     unit = width / REFERENCE_WIDTH
     raw = ink_mask(gray[top:bottom])
@@ -250,6 +254,8 @@ def _strip_rules(mask: np.ndarray, faint: np.ndarray) -> tuple[int, int]:
     # window around it is ink (text never is, over a whole column of lines), then the rule must be long.
     window = max(3, width // RULE_WINDOW_FRACTION)
     dense = (cv2.blur(faint.astype(np.float32), (1, window)) >= 0.5).astype(np.uint8)
+    # A hairline rule that a black-and-white scan broke into dashes: gaps shorter than the window are closed.
+    dense = cv2.morphologyEx(dense, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, window)))
     vertical = cv2.morphologyEx(
         cv2.dilate(dense, drift),
         cv2.MORPH_OPEN,
@@ -680,7 +686,8 @@ class _Reader:
         alone = textlines.recognise([self._crop(lines[i], lines[i].x0, first[i]) for i in bare])
         for i, (text, _) in zip(bare, alone, strict=True):
             read = reads[i]
-            if read is not None and not text.strip()[:1].isdigit():
+            # ... or a 0: 문, or a font's missing-glyph box in its place, read alone (no number starts with 0).
+            if read is not None and not ("1" <= text.strip()[:1] <= "9"):
                 reads[i] = replace(read, label=f"문 {read.label}", hangul_prefix=True)
         return reads
 

@@ -102,6 +102,19 @@ def test_skew_of_two_columns_whose_lines_are_at_different_heights(angle: float) 
     assert abs(-estimate_skew(skewed) - angle) <= 0.1
 
 
+def test_a_column_rule_broken_into_dashes_by_a_black_and_white_scan_is_erased() -> None:
+    from ai_worker.jobs.layout import _strip_rules
+
+    mask = np.zeros((1754, 1240), np.uint8)
+    for y in range(200, 1600, 20):
+        mask[y : y + 9, 620:622] = 1  # 9 px dashes, 11 px gaps: under half of any window is ink
+    for y in range(200, 1600, 40):
+        mask[y : y + 16, 630:900] = 1  # text lines set close to the rule
+    _strip_rules(mask, mask.copy())
+    assert not mask[:, 615:627].any()
+    assert mask[:, 630:900].any()
+
+
 @pytest.mark.skipif(len(faces()) < 3, reason="TrueType faces absent: apt-get install fonts-nanum fonts-noto-cjk")
 def test_truetype_tuning_pages_read_numbers_and_boxes() -> None:
     """Bilevel and grey scans, boxed/circled/`문 N.` labels, Korean and English (tuning generator, seeded)."""
