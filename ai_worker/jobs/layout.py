@@ -253,9 +253,12 @@ def _strip_rules(mask: np.ndarray, faint: np.ndarray) -> tuple[int, int]:
     # Thin column separators break up under scan noise: a pixel is on a vertical rule where most of a short vertical
     # window around it is ink (text never is, over a whole column of lines), then the rule must be long.
     window = max(3, width // RULE_WINDOW_FRACTION)
-    dense = (cv2.blur(faint.astype(np.float32), (1, window)) >= 0.5).astype(np.uint8)
     # A hairline rule that a black-and-white scan broke into dashes: gaps shorter than the window are closed.
-    dense = cv2.morphologyEx(dense, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, window)))
+    dense = cv2.morphologyEx(
+        (cv2.blur(faint.astype(np.float32), (1, window)) >= 0.5).astype(np.uint8),
+        cv2.MORPH_CLOSE,
+        cv2.getStructuringElement(cv2.MORPH_RECT, (1, window)),
+    )
     vertical = cv2.morphologyEx(
         cv2.dilate(dense, drift),
         cv2.MORPH_OPEN,
