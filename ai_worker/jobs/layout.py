@@ -53,7 +53,8 @@ GUTTER_MIN = 0.025  # a column gutter is wider than 2.5 % of the page width (two
 GUTTER_ZONE = (0.25, 0.75)  # ... and lies in the middle half of the page
 GUTTER_CROSSINGS = 2  # line heights of ink that may cross a gutter (a title, a page number)
 COLUMN_MIN_SHARE = 0.05  # each column holds at least 5 % of the body's ink, or the page has one column
-COLUMN_TOP_LINES = 3  # the two columns' first lines are at most 3 line heights apart
+COLUMN_TOP_LINES = 3  # the two columns' first lines are at most 3 line heights apart ...
+HEAD_ZONE = 0.15  # ... unless both start in the top 15 % of the body (under a header with no rule)
 MARGIN_TOL_LINES = 0.6  # a line starts at the margin when within 0.6 line heights of it
 MARGIN_BAND_LINES = 2.0  # the margin runs through line starts within this many line heights of the leftmost
 MAX_MARGIN_SLOPE = 0.008  # about 0.45 degrees: the residual skew of a levelled page; steeper is a ragged column
@@ -321,8 +322,12 @@ def _gutter(blocks: list[Block], width: int, line_h: float) -> int | None:
     right_ink = sum((b.x1 - b.x0) * (b.y1 - b.y0) for b in right)
     if min(left_ink, right_ink) < COLUMN_MIN_SHARE * (left_ink + right_ink):
         return None
-    # Columns start together under the header; the far half of wide rows (spread-out choices) does not.
-    if abs(min(b.y0 for b in left) - min(b.y0 for b in right)) > COLUMN_TOP_LINES * line_h:
+    # Columns start together under the header; the far half of wide rows (spread-out choices) does not. A header
+    # with no rule under it (a title across the gutter, a name field on one side) may start one side early: the later
+    # side must then still start near the top (the two-column reading must also find numbers in both columns).
+    top_left, top_right = min(b.y0 for b in left), min(b.y0 for b in right)
+    later = max(top_left, top_right) - min(b.y0 for b in blocks)
+    if abs(top_left - top_right) > COLUMN_TOP_LINES * line_h and later > HEAD_ZONE * (max(b.y1 for b in blocks)):
         return None
     return centre
 
@@ -751,6 +756,13 @@ def _questions(
 
     `foot`: the y (body pixels) where the page's foot begins, whose narrow centred lines are page numbers."""
     tol = MARGIN_TOL_LINES * line_h
+
+    def folio(b: Block) -> bool:
+        """A page number: narrow, centred, at the foot of the page."""
+        return b.y0 >= foot and b.x1 - b.x0 < FOLIO_WIDTH * width and abs(b.x0 + b.x1 - width) < FOLIO_WIDTH * width
+
+    # Page numbers are no part of a column (set left of a right column's margin, one would move the margin there).
+    columns = [[b for b in blocks if not folio(b)] for blocks in columns]
     column_lines = [_lines(blocks) for blocks in columns]
     pending: list[tuple[int, int]] = []  # (column, line index) of lines that start at their column's margin
     for c, lines in enumerate(column_lines):
@@ -858,12 +870,8 @@ def _questions(
     for c, lines in enumerate(column_lines):
         current: list[int] | None = None
         for i, line in enumerate(lines):
-            if (
-                line.y0 >= foot
-                and line.x1 - line.x0 < FOLIO_WIDTH * width
-                and abs(line.x0 + line.x1 - width) < FOLIO_WIDTH * width
-            ):
-                continue  # a page number: narrow, centred, at the foot of the page
+            if folio(line):
+                continue  # a page number whose pieces joined into a line
             start = starts.get((c, i))
             if (c, i) in unlabelled:
                 current = [line.x0, line.y0, line.x1, line.y1]
