@@ -47,7 +47,8 @@ RULE_MIN_CONTRAST = 25  # hairline rules are found at half the usual ink contras
 RULE_WINDOW_FRACTION = 80  # vertical rules are judged over windows 1/80 of the page width tall (15 px at 150 dpi)
 FOLIO_ZONE = 0.08  # a narrow line centred in the bottom 8 % of the page is a page number ...
 FOLIO_WIDTH = 0.15  # ... when narrower than 15 % of the page width and centred within that
-HEADER_ZONE = 0.3  # a full-width rule in the top 30 % of the page closes the header
+HEADER_ZONE = 0.3  # a full-width rule in the top 30 % of the page closes the header ...
+HEADER_MAX_BANDS = 5  # ... when at most this many bands of ink (text lines, a title box) lie above it
 FOOTER_ZONE = 0.85  # a full-width rule below 85 % of the page height opens the footer
 GUTTER_MIN = 0.025  # a column gutter is wider than 2.5 % of the page width (two word gaps) ...
 GUTTER_ZONE = (0.25, 0.75)  # ... and lies in the middle half of the page
@@ -268,7 +269,14 @@ def _strip_rules(mask: np.ndarray, faint: np.ndarray) -> tuple[int, int]:
     rules = cv2.dilate(cv2.bitwise_or(horizontal, vertical), np.ones((3, 3), np.uint8))
     mask[rules > 0] = 0
     rows = np.flatnonzero(horizontal.any(axis=1))
-    top = int(rows[rows < height * HEADER_ZONE].max()) + 2 if (rows < height * HEADER_ZONE).any() else 0
+    # The header closes at the lowest full-width rule near the top with no more than a header's few lines above it
+    # (a table's rule in the first question of a page with no header closes nothing).
+    top = 0
+    inked = (mask.sum(axis=1) >= max(3, width // 200)).astype(np.int8)  # rows of text, not of stray dust
+    for rule in sorted({int(r) for r in rows[rows < height * HEADER_ZONE]}, reverse=True):
+        if int(np.count_nonzero(np.diff(inked[:rule], prepend=0) == 1)) <= HEADER_MAX_BANDS:
+            top = rule + 2
+            break
     bottom = int(rows[rows > height * FOOTER_ZONE].min()) - 1 if (rows > height * FOOTER_ZONE).any() else height
     return top, bottom
 

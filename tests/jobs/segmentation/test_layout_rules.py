@@ -148,3 +148,31 @@ def test_questions_whose_numbers_cannot_be_read_are_split_at_wide_gaps_with_no_n
     found = handle(JobContext.for_test("question_segmentation", {}, png.tobytes()))["questions"]
     assert [(q["number"], q["label"]) for q in found] == [(None, None)] * 4
     assert [q["bbox"][1] for q in found] == sorted(q["bbox"][1] for q in found)
+
+
+def test_a_table_rule_in_the_first_question_of_a_page_with_no_header_closes_no_header() -> None:
+    """A full-width rule near the top with more text lines above it than a header holds is a table's."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=24)
+    page = Image.new("L", (1240, 1754), 255)
+    draw = ImageDraw.Draw(page)
+    y = 80
+    for number in (1, 2, 3):
+        draw.text((100, y), f"{number}. Which of the following values is the sum below", font=font, fill=0)
+        for line in range(5 if number == 1 else 3):
+            y += 40
+            draw.text((140, y), f"the text of question {number} on its line {line} of words", font=font, fill=0)
+        if number == 1:
+            for row in range(3):  # a table as wide as the text
+                y += 40
+                draw.line((140, y, 1140, y), fill=0, width=2)
+                draw.text((160, y + 8), f"row {row}    12    34    56", font=font, fill=0)
+            y += 40
+            draw.line((140, y, 1140, y), fill=0, width=2)
+        y += 150
+    ok, png = cv2.imencode(".png", np.asarray(page))
+    assert ok
+    found = handle(JobContext.for_test("question_segmentation", {}, png.tobytes()))["questions"]
+    assert [(q["number"], q["label"]) for q in found] == [(1, "1."), (2, "2."), (3, "3.")]
+    assert found[0]["bbox"][1] < 100  # from its label down, not from under the table
