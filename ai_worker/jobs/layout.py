@@ -2,13 +2,15 @@
 
 Guarantees: each question's box is the tight box of its ink (number, text, choices, figures, tables, answer box)
 in page pixels, [x0, y0, x1, y1] with x1/y1 exclusive, in reading order (the left column top to bottom, then the
-right one). Content above a full-width header rule, section headings (`[1~5] ...`), text above a column's first
-question, narrow centred page numbers at the foot and long rules are never part of a question. Every length is
-relative to the page width or the measured text-line height, so any dpi works.
+right one). Content above a full-width header rule (one with a header's few lines above it), section headings
+(`[1~5] ...`), text above a column's first question, narrow centred page numbers at the foot and long rules are
+never part of a question. Every length is relative to the page width or the measured text-line height, so any dpi
+works.
 
 A question starts at a line that begins at its column's left margin with a printed label the recogniser reads
 (`1.`, `2)`, `문 3.`, `Q4.`, `[5]`, a boxed or circled number; `textlines.recognise` on the line's first word, or
-on the inside of a drawn box/circle). The labels kept are one family whose numbers increase down the reading order
+on the inside of a drawn box/circle, the box's sides painted out; a frame the text runs into is found from the
+vertical stroke that closes it). The labels kept are one family whose numbers increase down the reading order
 (`_chain`): choice markers that restart at ① and stray reads drop out. A gap in the sequence is filled from the
 unread margin lines with the widest blank gap above; after the last number read, unread margin lines with a
 label-wide first word after a label-like gap continue it. The margin is the line leaving the fewest line starts left
