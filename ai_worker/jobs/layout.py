@@ -2,13 +2,15 @@
 
 Guarantees: each question's box is the tight box of its ink (number, text, choices, figures, tables, answer box)
 in page pixels, [x0, y0, x1, y1] with x1/y1 exclusive, in reading order (the left column top to bottom, then the
-right one). Content above a full-width header rule, section headings (`[1~5] ...`), text above a column's first
-question, narrow centred page numbers at the foot and long rules are never part of a question. Every length is
-relative to the page width or the measured text-line height, so any dpi works.
+right one). Content above a full-width header rule (one with a header's few lines above it), section headings
+(`[1~5] ...`), text above a column's first question, narrow centred page numbers at the foot and long rules are
+never part of a question. Every length is relative to the page width or the measured text-line height, so any dpi
+works.
 
 A question starts at a line that begins at its column's left margin with a printed label the recogniser reads
 (`1.`, `2)`, `문 3.`, `Q4.`, `[5]`, a boxed or circled number; `textlines.recognise` on the line's first word, or
-on the inside of a drawn box/circle). The labels kept are one family whose numbers increase down the reading order
+on the inside of a drawn box/circle, the box's sides painted out; a frame the text runs into is found from the
+vertical stroke that closes it). The labels kept are one family whose numbers increase down the reading order
 (`_chain`): choice markers that restart at ① and stray reads drop out. A gap in the sequence is filled from the
 unread margin lines with the widest blank gap above; after the last number read, unread margin lines with a
 label-wide first word after a label-like gap continue it. The margin is the line leaving the fewest line starts left
@@ -39,6 +41,7 @@ FINE_SPECK_AREA = 3  # ... but a full stop at the end of a question label is not
 SPECK_AREA = 12  # components smaller than this (reference pixels squared: a 3x4 blot) are dust
 DOT_LINES = 0.5  # blocks lower than half a line height are dots and dust (or a row of them) ...
 RULE_LINES = 2.0  # ... unless they are at least two line heights long: an answer blank, a dash
+SLIVER_LINES = 0.15  # blocks this narrow (line heights) are pieces of a broken vertical rule, not words
 WORD_GAP = 0.012  # letters closer than this fraction of the page width join one word block
 H_RULE_MIN = 0.6  # a horizontal rule spans at least this fraction of the page width
 V_RULE_MIN = 0.3  # a vertical rule (column separator) spans at least this fraction of the page height
@@ -46,13 +49,15 @@ RULE_MIN_CONTRAST = 25  # hairline rules are found at half the usual ink contras
 RULE_WINDOW_FRACTION = 80  # vertical rules are judged over windows 1/80 of the page width tall (15 px at 150 dpi)
 FOLIO_ZONE = 0.08  # a narrow line centred in the bottom 8 % of the page is a page number ...
 FOLIO_WIDTH = 0.15  # ... when narrower than 15 % of the page width and centred within that
-HEADER_ZONE = 0.3  # a full-width rule in the top 30 % of the page closes the header
+HEADER_ZONE = 0.3  # a full-width rule in the top 30 % of the page closes the header ...
+HEADER_MAX_BANDS = 5  # ... when at most this many bands of ink (text lines, a title box) lie above it
 FOOTER_ZONE = 0.85  # a full-width rule below 85 % of the page height opens the footer
 GUTTER_MIN = 0.025  # a column gutter is wider than 2.5 % of the page width (two word gaps) ...
 GUTTER_ZONE = (0.25, 0.75)  # ... and lies in the middle half of the page
 GUTTER_CROSSINGS = 2  # line heights of ink that may cross a gutter (a title, a page number)
 COLUMN_MIN_SHARE = 0.05  # each column holds at least 5 % of the body's ink, or the page has one column
-COLUMN_TOP_LINES = 3  # the two columns' first lines are at most 3 line heights apart
+COLUMN_TOP_LINES = 3  # the two columns' first lines are at most 3 line heights apart ...
+HEAD_ZONE = 0.15  # ... unless both start in the top 15 % of the body (under a header with no rule)
 MARGIN_TOL_LINES = 0.6  # a line starts at the margin when within 0.6 line heights of it
 MARGIN_BAND_LINES = 2.0  # the margin runs through line starts within this many line heights of the leftmost
 MAX_MARGIN_SLOPE = 0.008  # about 0.45 degrees: the residual skew of a levelled page; steeper is a ragged column
@@ -79,6 +84,10 @@ NARROW_LABEL_LINES = 1.6  # an unread first word this narrow may be a question n
 FRAME_SIDE_COVER = 0.7  # a number is framed when three sides of its frame are strokes along this much of their middle
 FRAME_PAD_LINES = 0.25  # ... the frame reaching at most this far above and below its text line
 FRAME_BREAK_LINES = 0.12  # ... once breaks this many line heights wide are closed (a hairline on a bilevel scan)
+FRAME_MIN_LINES = 0.6  # a frame around a number is this many line heights wide at least ...
+FRAME_MAX_LINES = 2.4  # ... and at most this many
+FRAME_CANDIDATES = 4  # vertical strokes tried as a frame's right side when text runs into it
+FRAME_SPECK_AREA = 0.01  # ink smaller than this many square line heights beside a frame is dust
 BOX_SIDE_FULL = 0.85  # a frame is a box when its sides cover this much of its bounding box on average, else a circle
 ENCLOSED_MAX_FILL = 0.8  # a box or circle around a number: its inside is at most this much ink (bold digits fill ~0.55)
 
@@ -202,6 +211,9 @@ def _analyse_level(gray: np.ndarray, mask: np.ndarray, bilevel: bool = False) ->
         )
     # Dust that survived the speck filter (JPEG smears it) would shift a line's start off the margin.
     blocks = [b for b in blocks if b.y1 - b.y0 >= DOT_LINES * line_h or b.x1 - b.x0 >= RULE_LINES * line_h]
+    # So would the dashes of a hairline column rule that a black-and-white scan broke up (too short for a rule): no
+    # word is a sliver that thin.
+    blocks = [b for b in blocks if b.x1 - b.x0 > SLIVER_LINES * line_h]
     # Labels are cut at blank runs in a mask that keeps the small marks the speck filter drops (the "." of "1.").
     unit = width / REFERENCE_WIDTH
     raw = ink_mask(gray[top:bottom])
@@ -245,7 +257,12 @@ def _strip_rules(mask: np.ndarray, faint: np.ndarray) -> tuple[int, int]:
     # Thin column separators break up under scan noise: a pixel is on a vertical rule where most of a short vertical
     # window around it is ink (text never is, over a whole column of lines), then the rule must be long.
     window = max(3, width // RULE_WINDOW_FRACTION)
-    dense = (cv2.blur(faint.astype(np.float32), (1, window)) >= 0.5).astype(np.uint8)
+    # A hairline rule that a black-and-white scan broke into dashes: gaps shorter than the window are closed.
+    dense = cv2.morphologyEx(
+        (cv2.blur(faint.astype(np.float32), (1, window)) >= 0.5).astype(np.uint8),
+        cv2.MORPH_CLOSE,
+        cv2.getStructuringElement(cv2.MORPH_RECT, (1, window)),
+    )
     vertical = cv2.morphologyEx(
         cv2.dilate(dense, drift),
         cv2.MORPH_OPEN,
@@ -254,7 +271,14 @@ def _strip_rules(mask: np.ndarray, faint: np.ndarray) -> tuple[int, int]:
     rules = cv2.dilate(cv2.bitwise_or(horizontal, vertical), np.ones((3, 3), np.uint8))
     mask[rules > 0] = 0
     rows = np.flatnonzero(horizontal.any(axis=1))
-    top = int(rows[rows < height * HEADER_ZONE].max()) + 2 if (rows < height * HEADER_ZONE).any() else 0
+    # The header closes at the lowest full-width rule near the top with no more than a header's few lines above it
+    # (a table's rule in the first question of a page with no header closes nothing).
+    top = 0
+    inked = (mask.sum(axis=1) >= max(3, width // 200)).astype(np.int8)  # rows of text, not of stray dust
+    for rule in sorted({int(r) for r in rows[rows < height * HEADER_ZONE]}, reverse=True):
+        if int(np.count_nonzero(np.diff(inked[:rule], prepend=0) == 1)) <= HEADER_MAX_BANDS:
+            top = rule + 2
+            break
     bottom = int(rows[rows > height * FOOTER_ZONE].min()) - 1 if (rows > height * FOOTER_ZONE).any() else height
     return top, bottom
 
@@ -308,8 +332,12 @@ def _gutter(blocks: list[Block], width: int, line_h: float) -> int | None:
     right_ink = sum((b.x1 - b.x0) * (b.y1 - b.y0) for b in right)
     if min(left_ink, right_ink) < COLUMN_MIN_SHARE * (left_ink + right_ink):
         return None
-    # Columns start together under the header; the far half of wide rows (spread-out choices) does not.
-    if abs(min(b.y0 for b in left) - min(b.y0 for b in right)) > COLUMN_TOP_LINES * line_h:
+    # Columns start together under the header; the far half of wide rows (spread-out choices) does not. A header
+    # with no rule under it (a title across the gutter, a name field on one side) may start one side early: the later
+    # side must then still start near the top (the two-column reading must also find numbers in both columns).
+    top_left, top_right = min(b.y0 for b in left), min(b.y0 for b in right)
+    later = max(top_left, top_right) - min(b.y0 for b in blocks)
+    if abs(top_left - top_right) > COLUMN_TOP_LINES * line_h and later > HEAD_ZONE * (max(b.y1 for b in blocks)):
         return None
     return centre
 
@@ -389,6 +417,7 @@ class _Read:
     number: int
     label: str
     hangul_prefix: bool = False  # an unreadable glyph before the number: "문" (the recogniser has no Hangul)
+    guessed: bool = False  # the mark was inferred ("11" taken for "1)"): alone, such a read is no evidence
 
 
 CIRCLED = {chr(0x2460 + i): i + 1 for i in range(20)} | {chr(0x3251 + i): 21 + i for i in range(15)}
@@ -396,9 +425,11 @@ _HEADING = re.compile(r"^\S{0,2}?\s*[\[(<{]\s*\d{1,3}\s*[~∼\-–—〜～]")  
 _NUM = re.compile(r"^([1-9]\d{0,2})\s*([.)．,])")
 _Q = re.compile(r"^[Qq]\s*\.?\s*([1-9]\d{0,2})\s*([.):])")
 _BRACKET = re.compile(r"^[\[({]\s*([1-9]\d{0,2})\s*[\])]")
-_PREFIXED = re.compile(r"^([^\d\s\[\](){}<>Qq①-⑳]{1,2})\s*([1-9]\d{0,2})\s*([.)．,])")  # 문 read as 1-2 glyphs
+# 문 (or a font's missing-glyph box in its place) read as 1-2 glyphs, or as a 0: no question number starts with 0
+_PREFIXED = re.compile(r"^([^\d\s\[\](){}<>Qq①-⑳]{1,2}|0)\s*([1-9]\d{0,2})\s*([.)．,])")
 _INCOMPLETE = re.compile(r"^(\S{0,2}\s*[\[(]?\s*\d{1,3}|[^\s\d①-⑳]{1,2})$")  # digits without their mark, a lone glyph
 _DIGIT_LOOKALIKES = str.maketrans({"I": "1", "l": "1", "|": "1", "O": "0", "o": "0"})
+_PAREN_LOST = re.compile(r"^([1-9]\d?)\s?[1lIi|!jJ]$")  # "1)" read "11", "4)" read "4i"
 _BOXED = re.compile(r"^[\[|(]?\s*([1-9]\d{0,2})\s*([.)]?)\s*[\]|]?$")
 
 
@@ -437,6 +468,11 @@ def parse_label(text: str, frame: str = "") -> _Read | None:
     if m:
         mark = "." if m.group(3) in ".．," else ")"
         return _Read("start", "num", int(m.group(2)), f"문 {m.group(2)}{mark}", hangul_prefix=True)
+    m = _PAREN_LOST.match(t)
+    if m:
+        # A label needs its mark: digits ending in a thin stroke ("11", "4i", "9!") are a number and its ")" broken
+        # up by a black-and-white scan.
+        return _Read("start", "num", int(m.group(1)), f"{m.group(1)})", guessed=True)
     return None
 
 
@@ -472,6 +508,67 @@ class _Reader:
         pad = max(2, round(0.2 * self.line_h))
         return self.gray[max(0, line.y0 - pad) : line.y1 + pad, max(0, x0 - pad) : x1 + pad]
 
+    def _frame_inside(self, line: Block, end: int | None) -> tuple[int, int, int, int, bool] | None:
+        """The inside of a box or circle drawn around the line's first token (`_box_inside`), ending at the first word
+        gap (`end`) or, when the text runs into the frame, at a vertical stroke that closes it."""
+        if end is not None and end - line.x0 <= FRAME_MAX_LINES * self.line_h:
+            return self._box_inside(line, end)
+        # Candidate right sides: columns a frame's height tall that are mostly ink, between a frame's least and most
+        # width from the line start.
+        pad = round(FRAME_PAD_LINES * self.line_h)
+        lo = line.x0 + round(FRAME_MIN_LINES * self.line_h)
+        hi = min(line.x1, line.x0 + round(FRAME_MAX_LINES * self.line_h))
+        if hi <= lo:
+            return None
+        band = self.raw[max(0, line.y0 - pad) : line.y1 + pad, lo:hi]
+        size = max(3, round(FRAME_BREAK_LINES * self.line_h) | 1)
+        closed = cv2.morphologyEx(band, cv2.MORPH_CLOSE, np.ones((size, 1), np.uint8))
+        cover = closed.sum(axis=0) / max(1, line.y1 - line.y0)
+        strokes = np.flatnonzero(cover >= FRAME_SIDE_COVER)
+        # The last column of each stroke run is a frame's right edge candidate.
+        ends = [int(x) for k, x in enumerate(strokes) if k + 1 == len(strokes) or strokes[k + 1] != x + 1]
+        for x in ends[:FRAME_CANDIDATES]:
+            inside = self._box_inside(line, lo + x + 1)
+            if inside is not None:
+                return inside
+        return None
+
+    def _inside_crop(self, inside: tuple[int, int, int, int, bool]) -> np.ndarray:
+        """A grey crop of what a box holds with its sides painted out (a side left in the crop reads as a digit: "0",
+        "[1]", "1l"), or the inside of a circle."""
+        x0, y0, x1, y1, circle = inside
+        pad = max(2, round(0.15 * self.line_h))
+        if circle:
+            return self.gray[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad]
+        inset = max(2, round(0.12 * min(x1 - x0, y1 - y0)))
+        ox0, oy0, ox1, oy1 = x0 - inset, y0 - inset, x1 + inset, y1 + inset  # the frame's outer box
+        ink = self.raw[oy0:oy1, ox0:ox1].astype(bool)
+        h, w = ink.shape
+        if h < 4 or w < 4:
+            return self.gray[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad]
+
+        def depth(rows: np.ndarray) -> float:
+            """Median length of the ink run from the edge inward, over the middle half of a side."""
+            runs = np.argmin(rows, axis=1)  # the first blank pixel from the edge
+            middle = runs[len(runs) // 4 : len(runs) - len(runs) // 4]
+            return float(np.median(middle)) if len(middle) else 0.0
+
+        sides = (depth(ink), depth(ink[:, ::-1]), depth(ink.T), depth(ink.T[:, ::-1]))
+        t = min(max(1, round(max(sides)) + 1), min(h, w) // 3)
+        crop = self.gray[oy0:oy1, ox0:ox1].copy()
+        paper = np.uint8(np.percentile(self.gray[max(0, oy0 - pad) : oy1 + pad, max(0, ox0 - pad) : ox1 + pad], 90))
+        crop[:t, :] = crop[-t:, :] = paper
+        crop[:, :t] = crop[:, -t:] = paper
+        inner = ink.copy()
+        inner[:t, :] = inner[-t:, :] = False
+        inner[:, :t] = inner[:, -t:] = False
+        inner = remove_specks(inner.astype(np.uint8), max(2, round(0.02 * self.line_h**2))).astype(bool)
+        ys, xs = np.nonzero(inner)
+        if len(xs) == 0:
+            return self.gray[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad]
+        body = crop[max(0, ys.min() - 1) : ys.max() + 2, max(0, xs.min() - 1) : xs.max() + 2]
+        return cv2.copyMakeBorder(body, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=int(paper))
+
     def _box_inside(self, line: Block, x1: int) -> tuple[int, int, int, int, bool] | None:
         """The inside of a drawn box or circle around the token (a boxed or circled number), and whether it is a
         circle; None when the token is not enclosed.
@@ -484,6 +581,18 @@ class _Reader:
         pad = round(FRAME_PAD_LINES * self.line_h)
         top, left = max(0, line.y0 - pad), max(0, line.x0 - pad)
         window = self.raw[top : line.y1 + pad, left : x1 + 1]
+        # Scan dust beside a frame is no side of it; but a thin frame broken up by a black-and-white scan is specks
+        # too: the window as it is when the frame is not found without them.
+        found = self._frame_in(remove_specks(window, max(2, round(FRAME_SPECK_AREA * self.line_h**2))))
+        if found is None:
+            found = self._frame_in(window)
+        if found is None:
+            return None
+        x0, y0, x1, y1, circle = found
+        return left + x0, top + y0, left + x1, top + y1, circle
+
+    def _frame_in(self, window: np.ndarray) -> tuple[int, int, int, int, bool] | None:
+        """`_box_inside` on a window of ink: the inside of the frame in window pixels, and whether it is a circle."""
         ys, xs = np.nonzero(window)
         if len(xs) == 0:
             return None
@@ -516,7 +625,7 @@ class _Reader:
         )
         circle = bool(np.mean(full) < BOX_SIDE_FULL)
         inset = max(2, round((0.2 if circle else 0.12) * min(w, h)))
-        return left + x + inset, top + y + inset, left + x + w - inset, top + y + h - inset, circle
+        return x + inset, y + inset, x + w - inset, y + h - inset, circle
 
     def read(self, lines: list[Block]) -> list[_Read | None]:
         """The label each line starts with (None: none read); lines read before (the other column reading) are not
@@ -536,18 +645,18 @@ class _Reader:
         first: dict[int, int] = {}  # where each line's first word ends
         for i, line in enumerate(lines):
             end = self._token_end(line, line.x0, SPACE_LINES)
+            # A frame is looked for at the line start whatever the word gap: text set close to a boxed number runs
+            # into the frame once a scan blurs the gap shut.
+            inside = self._frame_inside(line, end)
+            if inside is not None:
+                crops.append(self._inside_crop(inside))
+                owners.append((i, "circle" if inside[4] else "box"))
             if end is None or end - line.x0 > LABEL_MAX_LINES * self.line_h:
                 # No word gap near the start (text set flush against its label): the line's start is read.
                 window = min(line.x1, line.x0 + round(WIDE_LABEL_LINES * self.line_h))
                 crops.append(self._crop(line, line.x0, window))
                 owners.append((i, ""))
                 continue
-            inside = self._box_inside(line, end)
-            if inside is not None:
-                x0, y0, x1, y1, circle = inside
-                pad = max(2, round(0.15 * self.line_h))
-                crops.append(self.gray[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad])
-                owners.append((i, "circle" if circle else "box"))
             first[i] = end
             if end - line.x0 < PREFIX_MAX_LINES * self.line_h:
                 # A lone glyph ("문", "Q") may be a prefix: read on to the end of the next word.
@@ -558,15 +667,15 @@ class _Reader:
             owners.append((i, ""))
         reads: list[_Read | None] = [None] * len(lines)
         # The digits read inside a drawn box or circle win (the recogniser reads a boxed 5 whole as ⑤ or [5], and
-        # confuses ⑪-⑳ with ①-⑩), except over a bracket read whole ("[5]" may pass for a box); otherwise the
-        # plain read.
+        # confuses ⑪-⑳ with ①-⑩), except over a bracket or a heading read whole ("[5]" may pass for a box);
+        # otherwise the plain read.
         results = list(zip(owners, textlines.recognise(crops), strict=True))
         plain: dict[int, str] = {}
         for (i, frame), (text, confidence) in sorted(results, key=lambda r: r[0][1] != ""):
             if confidence < MIN_READ_CONFIDENCE:
                 continue
             read, before = parse_label(text, frame), reads[i]
-            if before is None or (frame and read is not None and before.family != "bracket"):
+            if before is None or (frame and read is not None and before.family not in ("bracket", "heading")):
                 reads[i] = read or before
             if not frame:
                 plain[i] = text
@@ -595,7 +704,8 @@ class _Reader:
         alone = textlines.recognise([self._crop(lines[i], lines[i].x0, first[i]) for i in bare])
         for i, (text, _) in zip(bare, alone, strict=True):
             read = reads[i]
-            if read is not None and not text.strip()[:1].isdigit():
+            # ... or a 0: 문, or a font's missing-glyph box in its place, read alone (no number starts with 0).
+            if read is not None and not ("1" <= text.strip()[:1] <= "9"):
                 reads[i] = replace(read, label=f"문 {read.label}", hangul_prefix=True)
         return reads
 
@@ -656,6 +766,13 @@ def _questions(
 
     `foot`: the y (body pixels) where the page's foot begins, whose narrow centred lines are page numbers."""
     tol = MARGIN_TOL_LINES * line_h
+
+    def folio(b: Block) -> bool:
+        """A page number: narrow, centred, at the foot of the page."""
+        return b.y0 >= foot and b.x1 - b.x0 < FOLIO_WIDTH * width and abs(b.x0 + b.x1 - width) < FOLIO_WIDTH * width
+
+    # Page numbers are no part of a column (set left of a right column's margin, one would move the margin there).
+    columns = [[b for b in blocks if not folio(b)] for blocks in columns]
     column_lines = [_lines(blocks) for blocks in columns]
     pending: list[tuple[int, int]] = []  # (column, line index) of lines that start at their column's margin
     for c, lines in enumerate(column_lines):
@@ -668,6 +785,8 @@ def _questions(
     reads = reader.read([column_lines[c][i] for c, i in pending])
     cands = [(p, r) for p, r in zip(pending, reads, strict=True) if r is not None]
     chosen = [cands[k] for k in _chain([(k, r) for k, (_, r) in enumerate(cands)])]
+    if len(chosen) < 2 and all(r.guessed for _, r in chosen):
+        chosen = []  # one inferred mark ("11" for "1)") on a page where nothing else reads is noise
     starts = {p: r for p, r in chosen}
     # A number the recogniser missed leaves a gap in the sequence: the unread margin lines in that gap that follow
     # the widest blank gaps become the missing questions.
@@ -761,12 +880,8 @@ def _questions(
     for c, lines in enumerate(column_lines):
         current: list[int] | None = None
         for i, line in enumerate(lines):
-            if (
-                line.y0 >= foot
-                and line.x1 - line.x0 < FOLIO_WIDTH * width
-                and abs(line.x0 + line.x1 - width) < FOLIO_WIDTH * width
-            ):
-                continue  # a page number: narrow, centred, at the foot of the page
+            if folio(line):
+                continue  # a page number whose pieces joined into a line
             start = starts.get((c, i))
             if (c, i) in unlabelled:
                 current = [line.x0, line.y0, line.x1, line.y1]

@@ -3,7 +3,8 @@ English, at 180-240 dpi, for tuning question_segmentation on real glyphs without
 
 It shares no code with bench/heldout/segmentation_pages.py: other faces, other page geometry, other scan model
 (Otsu-thresholded bilevel, photocopy speckle, JPEG through PIL) and other layouts (choices one per line, labels
-`문제 N.`-free, headings with ※, double rules). Truth: the tight box of each question's ink, its number and label.
+`문제 N.`-free, headings with ※, double rules, headers with no rule under them; `문 N.` in a Latin face draws its
+missing-glyph box). Truth: the tight box of each question's ink, its number and label.
 """
 
 from __future__ import annotations
@@ -99,10 +100,11 @@ def render_font_page(seed: int) -> FontPage:
         who = "성명 ________ 번호 ____" if korean else "Name ________ No. ____"
         d.text((w - side - int(font.getlength(who)), y_top + lead), who, font=font, fill=0)
         y_top += 3 * lead
-        if rng.random() < 0.5:
+        ruled = seed % 10 != 9  # a tenth of the headers have no rule under them (title and name field only)
+        if rng.random() < 0.5 and ruled:
             d.line((side, y_top, w - side, y_top), fill=0, width=3)
             d.line((side, y_top + 5, w - side, y_top + 5), fill=0, width=1)
-        else:
+        elif ruled:
             d.line((side, y_top, w - side, y_top), fill=0, width=1)
         y_top += lead
     gut = int(0.35 * dpi)

@@ -65,6 +65,56 @@ def test_frames_around_numbers_are_told_apart_on_a_black_and_white_scan(
     assert (None if inside is None else inside[4]) == expected
 
 
+@pytest.mark.parametrize("digit", ["1", "4", "7"])
+def test_a_boxed_number_with_text_run_into_its_frame_and_dust_beside_it_is_read(digit: str) -> None:
+    """Text set close to a box (no word gap left once blurred) and a speck of dust under the frame: the frame is
+    still found from its closing side, and its sides are painted out before the digit is read."""
+    img = np.full((70, 260), 255, np.uint8)
+    cv2.rectangle(img, (20, 14), (50, 50), 0, 2)
+    cv2.putText(img, digit, (27, 44), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 0, 2, cv2.LINE_AA)
+    cv2.putText(img, "Find", (53, 44), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 0, 2, cv2.LINE_AA)  # touching the frame
+    cv2.circle(img, (40, 57), 1, 0, -1)  # dust under the box
+    gray = cv2.GaussianBlur(img, (0, 0), 0.8)
+    mask = (gray < 128).astype(np.uint8)
+    reader = _Reader(gray, mask, 32.0)
+    line = Block(20, 14, 140, 51)
+    inside = reader._frame_inside(line, None)
+    assert inside is not None and inside[4] is False  # a box
+    from ai_worker.jobs import textlines
+
+    text, confidence = textlines.recognise([reader._inside_crop(inside)])[0]
+    assert text == digit and confidence >= 0.5
+
+
+@pytest.mark.parametrize("angle", [-1.6, 0.9, 2.2])
+def test_skew_of_two_columns_whose_lines_are_at_different_heights(angle: float) -> None:
+    """Two columns of text lines, the right one's lines half a line pitch lower: one row profile over both would be
+    sharpest where one column's line k lines up with the other's line k + 1."""
+    from ai_worker.jobs.deskew import estimate_skew
+
+    page = np.zeros((1754, 1240), np.uint8)
+    for row in range(34):
+        y = 150 + 44 * row
+        cv2.rectangle(page, (80, y), (560, y + 16), 1, -1)
+        cv2.rectangle(page, (680, y + 22), (1160, y + 38), 1, -1)
+    rotation = cv2.getRotationMatrix2D((620, 877), angle, 1.0)
+    skewed = cv2.warpAffine(page, rotation, (1240, 1754), flags=cv2.INTER_NEAREST)
+    assert abs(-estimate_skew(skewed) - angle) <= 0.1
+
+
+def test_a_column_rule_broken_into_dashes_by_a_black_and_white_scan_is_erased() -> None:
+    from ai_worker.jobs.layout import _strip_rules
+
+    mask = np.zeros((1754, 1240), np.uint8)
+    for y in range(200, 1600, 20):
+        mask[y : y + 9, 620:622] = 1  # 9 px dashes, 11 px gaps: under half of any window is ink
+    for y in range(200, 1600, 40):
+        mask[y : y + 16, 630:900] = 1  # text lines set close to the rule
+    _strip_rules(mask, mask.copy())
+    assert not mask[:, 615:627].any()
+    assert mask[:, 630:900].any()
+
+
 @pytest.mark.skipif(len(faces()) < 3, reason="TrueType faces absent: apt-get install fonts-nanum fonts-noto-cjk")
 def test_truetype_tuning_pages_read_numbers_and_boxes() -> None:
     """Bilevel and grey scans, boxed/circled/`문 N.` labels, Korean and English (tuning generator, seeded)."""
@@ -98,3 +148,31 @@ def test_questions_whose_numbers_cannot_be_read_are_split_at_wide_gaps_with_no_n
     found = handle(JobContext.for_test("question_segmentation", {}, png.tobytes()))["questions"]
     assert [(q["number"], q["label"]) for q in found] == [(None, None)] * 4
     assert [q["bbox"][1] for q in found] == sorted(q["bbox"][1] for q in found)
+
+
+def test_a_table_rule_in_the_first_question_of_a_page_with_no_header_closes_no_header() -> None:
+    """A full-width rule near the top with more text lines above it than a header holds is a table's."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=24)
+    page = Image.new("L", (1240, 1754), 255)
+    draw = ImageDraw.Draw(page)
+    y = 80
+    for number in (1, 2, 3):
+        draw.text((100, y), f"{number}. Which of the following values is the sum below", font=font, fill=0)
+        for line in range(5 if number == 1 else 3):
+            y += 40
+            draw.text((140, y), f"the text of question {number} on its line {line} of words", font=font, fill=0)
+        if number == 1:
+            for row in range(3):  # a table as wide as the text
+                y += 40
+                draw.line((140, y, 1140, y), fill=0, width=2)
+                draw.text((160, y + 8), f"row {row}    12    34    56", font=font, fill=0)
+            y += 40
+            draw.line((140, y, 1140, y), fill=0, width=2)
+        y += 150
+    ok, png = cv2.imencode(".png", np.asarray(page))
+    assert ok
+    found = handle(JobContext.for_test("question_segmentation", {}, png.tobytes()))["questions"]
+    assert [(q["number"], q["label"]) for q in found] == [(1, "1."), (2, "2."), (3, "3.")]
+    assert found[0]["bbox"][1] < 100  # from its label down, not from under the table

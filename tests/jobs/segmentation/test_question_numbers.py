@@ -46,6 +46,10 @@ def png(image: np.ndarray) -> bytes:
         ("是 3.", "", ("start", 3, "문 3.")),  # the recogniser has no Hangul: a glyph before the number is 문
         ("7", "box", ("start", 7, "7")),
         ("l", "circle", ("start", 1, "①")),
+        ("0 2.", "", ("start", 2, "문 2.")),  # 문 (or a font's missing-glyph box) read as 0: no number starts with 0
+        ("05.", "", ("start", 5, "문 5.")),
+        ("11", "", ("start", 1, "1)")),  # a ")" broken up by a black-and-white scan reads as a thin glyph
+        ("4i", "", ("start", 4, "4)")),
         ("[1~5]", "", ("heading", 0, "[1~5]")),
         ("[11-15] Answer", "", ("heading", 0, "[11-15] Answer")),
     ],
@@ -56,7 +60,7 @@ def test_labels_are_parsed_as_printed(text: str, frame: str, expected: tuple[str
     assert (read.kind, read.number, read.label) == expected
 
 
-@pytest.mark.parametrize("text", ["", "The sum", "30 students", "- 3 -", "7", "(2) 15"])
+@pytest.mark.parametrize("text", ["", "The sum", "30 students", "- 3 -", "7", "(2) 15", "01"])
 def test_text_that_is_no_label_is_not_a_question(text: str) -> None:
     assert parse_label(text) is None
 
