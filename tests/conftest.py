@@ -29,7 +29,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--cpu-profile",
         metavar="DIR",
-        default=os.environ.get("AI_WORKER_CPU_PROFILE"),
+        default=None,
         help="write each test's CPU time (with child processes) to DIR/<worker>.jsonl; see bench/suite_profile.py",
     )
 
