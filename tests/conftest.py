@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import socket
@@ -22,6 +23,24 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     _share = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))
     for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM"):
         os.environ.setdefault(_var, str(_share))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--cpu-profile",
+        metavar="DIR",
+        default=None,
+        help="write each test's CPU time (with child processes) to DIR/<worker>.jsonl; see bench/suite_profile.py",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    folder = config.getoption("--cpu-profile")
+    # In an xdist run each worker profiles itself, the controller (which runs no test) does not.
+    if folder and (os.environ.get("PYTEST_XDIST_WORKER") or config.getoption("numprocesses", None) in (None, 0)):
+        from cpu_profile import CpuProfile
+
+        config.pluginmanager.register(CpuProfile(Path(folder)), "cpu_profile")
 
 
 def _free_port() -> int:
@@ -90,6 +109,34 @@ def _shares_work(path: str, root: Path) -> bool:
         return False
 
 
+def group_of(nodeid: str, root: Path) -> str:
+    """The unit the scheduler hands to one worker: a module that shares work, an `xdist_group`, or the test alone."""
+    path = nodeid.split("::", 1)[0]
+    if "@" not in nodeid and _shares_work(path, root):
+        return path
+    if nodeid.rfind("@") > nodeid.rfind("]"):
+        return nodeid.split("@")[-1]
+    return nodeid
+
+
+# The order the units are handed out: the costliest first, so the long modules start at once and the cheap single
+# tests fill the cores at the end, instead of a long module drawn last running alone while the other workers idle.
+# The costs are CPU seconds measured by `python bench/suite_profile.py DIR --write-costs tests/suite_costs.json` after
+# `pytest --cpu-profile=DIR`; a unit it does not list (a new test, a renamed module) counts as a cheap one, so a stale
+# file only makes the order less good, never the run wrong. Refresh it when the figures move.
+_COSTS = Path(__file__).with_name("suite_costs.json")
+_UNLISTED_S = 0.5
+
+
+def schedule_order(units: list[str], root: Path) -> list[str]:
+    """The units, costliest first (their order in the collection among equals)."""
+    try:
+        costs: dict[str, float] = json.loads(_COSTS.read_text())
+    except (OSError, ValueError):
+        costs = {}
+    return sorted(units, key=lambda unit: -costs.get(unit, _UNLISTED_S))
+
+
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """`-n auto`: one worker per core, plus one. A good part of the suite waits rather than computes (long polls,
     backoffs, leases running out, subprocesses starting): while one worker waits, the extra one keeps its core busy.
@@ -103,13 +150,24 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     if config.getvalue("dist") != "loadgroup":
         return None
+    from collections import OrderedDict
+
     from xdist.scheduler import LoadGroupScheduling
 
     root = config.rootpath
+    ordered: list[bool] = []
 
     class ModuleGroups(LoadGroupScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            return path if "@" not in nodeid and _shares_work(path, root) else super()._split_scope(nodeid)
+            return group_of(nodeid, root)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            # xdist fills its queue in collection order (or by test count); the first units go out from here.
+            if not ordered:
+                self.workqueue = OrderedDict(
+                    (unit, self.workqueue[unit]) for unit in schedule_order(list(self.workqueue), root)
+                )
+                ordered.append(True)
+            super()._assign_work_unit(node)
 
     return ModuleGroups(config, log)

@@ -7,11 +7,14 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ai_worker.cli import main
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,9 +67,13 @@ def test_doctor_in_this_cpu_environment_reports_no_cuda_anywhere(run_cli: Cli) -
     assert not [v for v in _values(report) if "cuda" in v.lower()]  # no CUDA in any reported value
     assert report["python"]["version"] == ".".join(map(str, sys.version_info[:3]))
 
-    text = run_cli("doctor", timeout=120)
-    assert text.returncode == 0
-    assert "cuda_available: False" in text.stdout and "environment: cpu" in text.stdout
+
+def test_doctor_text_report(capsys: pytest.CaptureFixture[str]) -> None:
+    """The same report as text. In this process: the command line itself is the JSON run's above, and each fresh
+    interpreter would import torch and onnxruntime again (seconds of CPU)."""
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "cuda_available: False" in out and "environment: cpu" in out
 
 
 def test_gpu_worker_refuses_to_start_without_cuda_unless_told_to_fall_back(run_cli: Cli) -> None:
@@ -76,8 +83,41 @@ def test_gpu_worker_refuses_to_start_without_cuda_unless_told_to_fall_back(run_c
     assert "refusing to start the gpu worker" in proc.stderr and "--allow-cpu-fallback" in proc.stderr
     assert "deprecated" not in proc.stderr
 
-    proc = run_cli("run", env={**env, "AI_WORKER_KIND": "gpu"}, timeout=120)
-    assert proc.returncode == 1 and "refusing" in proc.stderr  # AI_WORKER_KIND is the default of --kind
+
+@pytest.fixture
+def run_in_process(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> Callable[..., Any]:
+    """`ai-worker run ARGS` through the CLI's `main` in this process, with AI_WORKER_* from `env` only: the ways of
+    choosing the worker kind, each ending at the gpu start check above (one fresh interpreter each would import
+    torch again). A run that got past the check fails the test instead of starting a worker. Returns the exit code
+    and what an operator would read on stderr: what was printed there and what was logged (which a fresh
+    interpreter, with no logging set up yet, writes to stderr; here pytest holds it)."""
+    import ai_worker.local_backend
+
+    def no_worker(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the worker was started")
+
+    monkeypatch.setattr(ai_worker.local_backend, "open_backend", no_worker)
+
+    def run(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+        for name in [k for k in os.environ if k.startswith("AI_WORKER_")]:
+            monkeypatch.delenv(name)
+        for name, value in {"AI_WORKER_ALLOW_GPU_FALLBACK": "false", "AI_WORKER_BACKEND": "aws", **env}.items():
+            monkeypatch.setenv(name, value)
+        capsys.readouterr()
+        caplog.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            code = main(["run", *argv])
+        return code, capsys.readouterr().err + caplog.text
+
+    return run
+
+
+def test_the_kind_setting_is_the_default_of_the_kind_option(run_in_process: Callable[..., Any]) -> None:
+    code, err = run_in_process([], {"AI_WORKER_KIND": "gpu"})
+    assert code == 1 and "refusing to start the gpu worker" in err and "deprecated" not in err
 
 
 @pytest.mark.parametrize(
@@ -85,12 +125,11 @@ def test_gpu_worker_refuses_to_start_without_cuda_unless_told_to_fall_back(run_c
     [(["--tier", "gpu"], {}, "--tier"), ([], {"AI_WORKER_TIER": "gpu"}, "AI_WORKER_TIER")],
 )
 def test_the_old_spelling_of_the_worker_kind_still_works_with_a_warning(
-    run_cli: Cli, argv: list[str], env: dict[str, str], old: str
+    run_in_process: Callable[..., Any], argv: list[str], env: dict[str, str], old: str
 ) -> None:
-    base = {"AI_WORKER_ALLOW_GPU_FALLBACK": "false", "AI_WORKER_BACKEND": "aws", "AI_WORKER_KIND": ""}
-    proc = run_cli("run", *argv, env={**base, **env}, timeout=120)
-    assert proc.returncode == 1 and "refusing to start the gpu worker" in proc.stderr  # it chose the gpu kind
-    assert old in proc.stderr and "deprecated" in proc.stderr
+    code, err = run_in_process(argv, env)
+    assert code == 1 and "refusing to start the gpu worker" in err  # it chose the gpu kind
+    assert old in err and "deprecated" in err
 
 
 def test_gpu_fallback_is_explicit_and_warned() -> None:
