@@ -66,18 +66,23 @@ def _receive(broker: SqsBroker, queue: str, count: int, hide_s: int) -> list[Mes
 
 
 def list_dlq(sqs: Client, settings: Settings, tier: str | None = None, limit: int = 50) -> list[Message]:
-    """Peek at up to `limit` messages per DLQ; each is made visible again right after."""
+    """Peek at up to `limit` messages per DLQ; each is made visible again right after.
+
+    Each message is listed once, by message id: SQS may deliver a message twice (a standard queue's duplicate, or
+    a peek slower than PEEK_HIDE_S), and a receive that brings nothing new ends that DLQ's listing.
+    """
     broker = SqsBroker(sqs)
     found: list[Message] = []
     for spec in queue_specs(settings, tier):
-        seen: list[Message] = []
+        seen: dict[str, Message] = {}  # message id -> its latest delivery (only its receipt handle is current)
         while len(seen) < limit:
             batch = _receive(broker, spec.dlq_name, limit - len(seen), PEEK_HIDE_S)
-            if not batch:
+            new = [m for m in batch if m.message_id not in seen]
+            seen.update((m.message_id, m) for m in batch)
+            if not new:
                 break
-            seen.extend(batch)
-        broker.change_visibility([(m, 0) for m in seen])
-        found.extend(seen)
+        broker.change_visibility([(m, 0) for m in seen.values()])
+        found.extend(seen.values())
     return found
 
 

@@ -170,3 +170,21 @@ def test_wait_for_results_returns_documents_and_none_for_missing(clients: Client
     )
     found = admin.wait_for_results(clients.s3, settings, [done, missing], timeout_s=0.6, poll_s=0.2)
     assert found == {"done-1": document, "missing-1": None}
+
+
+def test_dlq_list_shows_a_redelivered_message_once(
+    clients: Clients, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peek slower than its hide time (here: none) gets the same messages again: each is still listed once."""
+    from ai_worker import dlq
+
+    monkeypatch.setattr(dlq, "PEEK_HIDE_S", 0)
+    admin.create_queues(clients.sqs, settings)
+    dlq_url = clients.sqs.get_queue_url(QueueName=settings.dlq_name("basic"))["QueueUrl"]
+    bodies = [f"dead {i}" for i in range(3)]
+    for body in bodies:
+        clients.sqs.send_message(QueueUrl=dlq_url, MessageBody=body)
+
+    listed = admin.list_dlq(clients.sqs, settings, "basic", limit=50)
+    assert sorted(m.body for m in listed) == bodies
+    assert len({m.message_id for m in listed}) == len(listed)
