@@ -37,6 +37,7 @@ MAX_SIZE_SPREAD = 5.0  # largest/smallest fiducial area among the four (near vs 
 ASPECT_TOLERANCE = 1.45  # frame aspect seen vs template aspect, as a factor (perspective foreshortening)
 FIDUCIAL_TO_FRAME = (0.5, 2.0)  # seen fiducial size / frame width vs the template's, as factors
 HOLLOW_MAX, SOLID_MIN = 0.35, 0.65  # ink fraction at a fiducial's centre: hollow mark vs solid marks
+SIZE_MISFIT = 2.0  # each mark's area within this factor of what the page's own perspective predicts at its corner
 FLAT_TOLERANCE = 0.02  # opposite frame sides equal within 2 %: the page was seen flat (a scan)
 
 
@@ -222,11 +223,35 @@ def _validate(clockwise: list[_Mark], template: Template) -> tuple[list[_Mark], 
     relative = float(np.mean(sides)) / ((top + bottom) / 2)
     if not FIDUCIAL_TO_FRAME[0] <= relative / template.fiducial_size <= FIDUCIAL_TO_FRAME[1]:
         _fail("the corner marks are not the size the template gives its fiducials")
+    misfit = _size_misfit(ordered, template)
+    if misfit.min() < 1 / SIZE_MISFIT or misfit.max() > SIZE_MISFIT:
+        _fail("a corner mark is not the size the page's perspective gives a fiducial at its corner")
     # Which screen quadrant the top-left mark is in tells the rotation: top-left 0, top-right 90, ...
     mid = centres.mean(axis=0)
     hx, hy = ordered[0].centre
     quadrant = {(False, False): 0, (True, False): 1, (True, True): 2, (False, True): 3}
     return ordered, quadrant[(bool(hx > mid[0]), bool(hy > mid[1]))]
+
+
+def _size_misfit(ordered: list[_Mark], template: Template) -> np.ndarray:
+    """Each mark's area over the area a template fiducial takes at its corner under the homography that the four
+    centres define: the global fit of sizes to the page's perspective.
+
+    A near and a far corner of a tilted photo legitimately differ in size (MAX_SIZE_SPREAD allows that), but only
+    as the perspective says: ~0.9-1.05 on every capture of the tuning set. A stray blob taken for a corner makes
+    an outline whose perspective gives that corner a fiducial of a quite different size (0.25 on the photo where a
+    table fragment was taken for the top-right mark)."""
+    frame = np.array([[0, 0], [1, 0], [1, template.aspect], [0, template.aspect]], np.float64)
+    seen = np.array([m.centre for m in ordered], np.float64)
+    h = cv2.getPerspectiveTransform(frame.astype(np.float32), seen.astype(np.float32))
+    # Jacobian determinant of (x, y) = (h0 . p, h1 . p) / (h2 . p) at each corner: the local area scale.
+    p = np.c_[frame, np.ones(4)] @ h.T
+    w = p[:, 2]
+    jac = (h[None, :2, :2] * w[:, None, None] - p[:, :2, None] * h[None, 2:3, :2]) / (w**2)[:, None, None]
+    predicted = np.abs(np.linalg.det(jac)) * template.fiducial_size**2
+    areas = np.array([m.area for m in ordered])
+    result: np.ndarray = areas / np.maximum(predicted, 1e-9)
+    return result
 
 
 def _frame_sides(centres: np.ndarray) -> tuple[float, float, float, float]:

@@ -4,7 +4,8 @@ The fiducial detector's ink mask is relative to a wide neighbourhood mean, so ne
 reads as ink, and a noisy fragment of it can pass every shape test as a small square. Taken as the top-right
 corner, it made a larger page than the true fiducial did and won: the homography was then some 45 canvas pixels
 off at that corner and the ring refinement locked whole columns one row off (61 of 100 answers wrong, no
-identifier). Printed fiducials are black; such a patch is only shaded, and is now rejected on its tone.
+identifier). Printed fiducials are black; such a patch is only shaded, and is now rejected on its tone; and
+each corner mark's size must fit the perspective the four centres define, which the stray blob's did not.
 """
 
 from __future__ import annotations
@@ -64,9 +65,17 @@ def test_photo_with_a_shaded_table_fragment_reads_every_row(monkeypatch: pytest.
     assert result["identifier"]["value"] == sheet.truth.identifier
 
 
-def test_grey_square_beyond_a_corner_is_not_a_fiducial() -> None:
-    """A scan on a white bed with a grey square sticker out past the top-right fiducial: it is square, solid, of
-    fiducial size and on clear paper, and with it the page would be larger; the true corner must still win."""
+@pytest.mark.parametrize(
+    ("tone", "scale"),
+    [
+        (120, 0.8),  # grey, of fiducial size: rejected on its tone
+        (0, 0.5),  # black but a quarter of a fiducial's area: rejected by the perspective fit of the sizes
+    ],
+)
+def test_square_beyond_a_corner_is_not_a_fiducial(tone: int, scale: float) -> None:
+    """A scan on a white bed with a square sticker out past the top-right fiducial: it is square, solid, within
+    the size spread allowed between corners and on clear paper, and with it the page would be larger; the true
+    corner must still win."""
     template = standard_template(25, 4)
     answers = {q: "ABCD"[q % 4] for q in range(1, 26)}
     page = render_sheet(template, dpi=100, answers=answers, identifier="12345678")
@@ -74,9 +83,9 @@ def test_grey_square_beyond_a_corner_is_not_a_fiducial() -> None:
     bed.paste(page, (100, 100))
     place = Placement(template, 100)
     x, y = place.point(1.0, 0.0)
-    side = place.length(template.fiducial_size) * 0.8
+    side = place.length(template.fiducial_size) * scale
     cx, cy = x + 100 + 70, y + 100  # to the right of the true top-right fiducial, beyond the page
-    ImageDraw.Draw(bed).rectangle((cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2), fill=120)
+    ImageDraw.Draw(bed).rectangle((cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2), fill=tone)
     buf = io.BytesIO()
     bed.save(buf, "PNG")
 
