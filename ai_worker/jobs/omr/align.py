@@ -29,6 +29,7 @@ FIDUCIAL_SIDE_RANGE = (0.006, 0.09)  # fiducial side / image long side: page fil
 MAX_CANDIDATES = 10  # largest candidates tried as corners: C(10, 4) = 210 page hypotheses at most
 QUIET_ZONE, QUIET_GAP = 0.4, 0.12  # clear paper band around a fiducial, and the blur gap before it, in sides
 MAX_QUIET_INK = 0.15  # a fiducial stands on paper: a blob inside a dark region (table, shadow edge) is not one
+MAX_TONE = 0.3  # a fiducial is printed black: its median at most 30 % of the brightest paper around it
 MIN_SOLIDITY = 0.72  # ink fraction inside a fiducial's outline (the hollow one is 1 - 0.4**2 = 0.84)
 SQUARENESS = (0.82, 1.2)  # contour area / area of its 4-corner approximation; a disc gives ~1.5
 MAX_ELONGATION = 2.2  # longest/shortest side of a fiducial seen at up to ~20 degrees of perspective and blur
@@ -36,6 +37,7 @@ MAX_SIZE_SPREAD = 5.0  # largest/smallest fiducial area among the four (near vs 
 ASPECT_TOLERANCE = 1.45  # frame aspect seen vs template aspect, as a factor (perspective foreshortening)
 FIDUCIAL_TO_FRAME = (0.5, 2.0)  # seen fiducial size / frame width vs the template's, as factors
 HOLLOW_MAX, SOLID_MIN = 0.35, 0.65  # ink fraction at a fiducial's centre: hollow mark vs solid marks
+SIZE_MISFIT = 2.0  # each mark's area within this factor of what the page's own perspective predicts at its corner
 FLAT_TOLERANCE = 0.02  # opposite frame sides equal within 2 %: the page was seen flat (a scan)
 
 
@@ -59,7 +61,7 @@ def align(gray: np.ndarray, template: Template) -> Alignment:
     half = cv2.pyrDown(gray) if shrink <= 0.5 else None
     small = _shrink(gray, shrink, half)
     ink = _ink_mask(small)
-    marks = _fiducial_candidates(ink)
+    marks = _fiducial_candidates(small, ink)
     if len(marks) < 4:
         _fail(f"found {len(marks)} of the 4 corner fiducials")
     ordered, turns = _choose_corners(marks, template)
@@ -119,8 +121,8 @@ class _Mark:
     centre_ink: float  # ink fraction at its centre: ~1 solid, ~0 for the hollow orientation mark
 
 
-def _fiducial_candidates(ink: np.ndarray) -> list[_Mark]:
-    """Square, solid ink blobs of fiducial size standing on clear paper."""
+def _fiducial_candidates(small: np.ndarray, ink: np.ndarray) -> list[_Mark]:
+    """Square, solid, black ink blobs of fiducial size standing on clear paper (`ink` is `small`'s ink mask)."""
     long_side = max(ink.shape)
     min_area = (FIDUCIAL_SIDE_RANGE[0] * long_side) ** 2
     max_area = (FIDUCIAL_SIDE_RANGE[1] * long_side) ** 2
@@ -138,8 +140,8 @@ def _fiducial_candidates(ink: np.ndarray) -> list[_Mark]:
         sides = np.linalg.norm(quad[:, 0] - np.roll(quad[:, 0], 1, axis=0), axis=1)
         if sides.max() > MAX_ELONGATION * max(sides.min(), 1.0):
             continue
-        solidity, quiet = _surroundings(ink, contour, float(np.sqrt(area)))
-        if solidity < MIN_SOLIDITY or quiet > MAX_QUIET_INK:
+        solidity, quiet, tone = _surroundings(small, ink, contour, float(np.sqrt(area)))
+        if solidity < MIN_SOLIDITY or quiet > MAX_QUIET_INK or tone > MAX_TONE:
             continue
         m = cv2.moments(contour)
         centre = (m["m10"] / m["m00"], m["m01"] / m["m00"])
@@ -147,8 +149,13 @@ def _fiducial_candidates(ink: np.ndarray) -> list[_Mark]:
     return found
 
 
-def _surroundings(ink: np.ndarray, contour: np.ndarray, side: float) -> tuple[float, float]:
-    """Ink fraction inside the contour, and in its quiet zone (a band QUIET_ZONE sides wide around it)."""
+def _surroundings(small: np.ndarray, ink: np.ndarray, contour: np.ndarray, side: float) -> tuple[float, float, float]:
+    """Ink fraction inside the contour and in its quiet zone (a band QUIET_ZONE sides wide around it), and the
+    tone inside: its median brightness over the brightest paper of the band (90th percentile).
+
+    The ink mask is relative to a wide neighbourhood mean, so at the page's edge a patch of a grey table next to
+    bright paper reads as ink, and its noisy outline can by chance pass as a small square; a printed fiducial is
+    black (tone <= ~0.1 on every capture), such a patch only shaded (tone >= ~0.5)."""
     pad = round(side * (QUIET_ZONE + QUIET_GAP)) + 1
     x, y, w, h = cv2.boundingRect(contour)
     x0, y0 = max(0, x - pad), max(0, y - pad)
@@ -160,7 +167,12 @@ def _surroundings(ink: np.ndarray, contour: np.ndarray, side: float) -> tuple[fl
     band = (cv2.dilate(mask, np.ones((2 * pad - 1,) * 2, np.uint8)) > 0) & ~gap
     inked = crop > 0
     inside = mask > 0
-    return float(inked[inside].mean()), float(inked[band].mean()) if band.any() else 0.0
+    if not band.any():
+        return float(inked[inside].mean()), 0.0, 0.0
+    gray = small[y0 : y + h + pad, x0 : x + w + pad]
+    paper = max(float(np.percentile(gray[band], 90)), 1.0)
+    tone = float(np.median(gray[inside])) / paper
+    return float(inked[inside].mean()), float(inked[band].mean()), tone
 
 
 def _centre_ink(ink: np.ndarray, centre: tuple[float, float], area: float) -> float:
@@ -211,11 +223,35 @@ def _validate(clockwise: list[_Mark], template: Template) -> tuple[list[_Mark], 
     relative = float(np.mean(sides)) / ((top + bottom) / 2)
     if not FIDUCIAL_TO_FRAME[0] <= relative / template.fiducial_size <= FIDUCIAL_TO_FRAME[1]:
         _fail("the corner marks are not the size the template gives its fiducials")
+    misfit = _size_misfit(ordered, template)
+    if misfit.min() < 1 / SIZE_MISFIT or misfit.max() > SIZE_MISFIT:
+        _fail("a corner mark is not the size the page's perspective gives a fiducial at its corner")
     # Which screen quadrant the top-left mark is in tells the rotation: top-left 0, top-right 90, ...
     mid = centres.mean(axis=0)
     hx, hy = ordered[0].centre
     quadrant = {(False, False): 0, (True, False): 1, (True, True): 2, (False, True): 3}
     return ordered, quadrant[(bool(hx > mid[0]), bool(hy > mid[1]))]
+
+
+def _size_misfit(ordered: list[_Mark], template: Template) -> np.ndarray:
+    """Each mark's area over the area a template fiducial takes at its corner under the homography that the four
+    centres define: the global fit of sizes to the page's perspective.
+
+    A near and a far corner of a tilted photo legitimately differ in size (MAX_SIZE_SPREAD allows that), but only
+    as the perspective says: ~0.9-1.05 on every capture of the tuning set. A stray blob taken for a corner makes
+    an outline whose perspective gives that corner a fiducial of a quite different size (0.25 on the photo where a
+    table fragment was taken for the top-right mark)."""
+    frame = np.array([[0, 0], [1, 0], [1, template.aspect], [0, template.aspect]], np.float64)
+    seen = np.array([m.centre for m in ordered], np.float64)
+    h = cv2.getPerspectiveTransform(frame.astype(np.float32), seen.astype(np.float32))
+    # Jacobian determinant of (x, y) = (h0 . p, h1 . p) / (h2 . p) at each corner: the local area scale.
+    p = np.c_[frame, np.ones(4)] @ h.T
+    w = p[:, 2]
+    jac = (h[None, :2, :2] * w[:, None, None] - p[:, :2, None] * h[None, 2:3, :2]) / (w**2)[:, None, None]
+    predicted = np.abs(np.linalg.det(jac)) * template.fiducial_size**2
+    areas = np.array([m.area for m in ordered])
+    result: np.ndarray = areas / np.maximum(predicted, 1e-9)
+    return result
 
 
 def _frame_sides(centres: np.ndarray) -> tuple[float, float, float, float]:
