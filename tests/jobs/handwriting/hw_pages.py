@@ -276,6 +276,8 @@ CASE_KINDS = (
     "highlight",  # print with translucent highlighter bands across lines
     "highlight_edge",  # broad highlighter swipes whose edges run through printed lines (letters half under them)
     "lowres",  # print scanned at 60-90 dpi
+    "lowres_scan",  # print through a soft scanner at 72-100 dpi (small print too): optics blur, JPEG at low quality
+    "lowres_page",  # the same scanner, a few written lines beside the print
     "tick",  # one tick, in an answer space or beside a choice
     "circle",  # one hand-drawn loop around a printed choice
     "answer",  # one short answer (a number or a word) in an answer space or after a label
@@ -446,7 +448,7 @@ def render_case(seed: int, kind: str) -> Case:
             cv2.fillPoly(band, [pts], 1.0)
         band = cv2.GaussianBlur(band, (0, 0), rng.uniform(0.8, 3.0)) * rng.uniform(0.6, 0.95)
         canvas *= 1 - band[..., None] * (1 - tint[None, None, :] / 255)
-    written = kind in ("tick", "circle", "answer", "page", "highlight_page")
+    written = kind in ("tick", "circle", "answer", "page", "highlight_page", "lowres_page")
     if written:
         pen = rng.choice(tuple(PEN_BGR))
         layer = np.full((height, width), 255, np.uint8)
@@ -464,7 +466,7 @@ def render_case(seed: int, kind: str) -> Case:
         else:
             look = {"height": hand, "width": stroke, "ink": 0, "loop": rng.uniform(0.1, 0.4), "slant": 0.15}
             x0, y0, x1, y1 = rng.choice(spaces)
-            if kind in ("page", "highlight_page"):
+            if kind in ("page", "highlight_page", "lowres_page"):
                 for k in range(rng.randint(2, 5)):
                     _written_line(
                         rng, layer, x0, int(y0 + k * hand * 1.9), x1 - x0, rng.choice(("prose", "calc")), look
@@ -486,7 +488,8 @@ def render_case(seed: int, kind: str) -> Case:
             shade = np.array(rng.choice(((90, 240, 250), (130, 250, 150), (210, 150, 250))), np.float32) / 255
             canvas *= 1 - band[..., None] * (1 - shade[None, None, :])
     image = np.clip(canvas, 0, 255).astype(np.uint8)
-    if kind != "lowres" and rng.random() < 0.25:
+    low = kind in ("lowres", "lowres_scan", "lowres_page")
+    if not low and rng.random() < 0.25:
         image = _camera(rng, image)
     heavy = kind == "noise"
     image = image.astype(np.float32) + nrng.normal(
@@ -499,8 +502,14 @@ def render_case(seed: int, kind: str) -> Case:
     if kind == "lowres":
         scale = rng.uniform(60, 90) / 150
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(
-        ".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(35, 55) if heavy else rng.randint(75, 92)]
-    )
+    quality = rng.randint(35, 55) if heavy else rng.randint(75, 92)
+    if kind in ("lowres_scan", "lowres_page"):
+        # Scanned at 72-100 dpi, the page taken as printed at 150 dpi (print 11-16 pt) or 220 dpi (8-11 pt: letters
+        # about 5-7 px tall): the scanner's optics blur over about a target pixel, then it samples bilinearly.
+        scale = rng.uniform(72, 100) / rng.choice((150, 220))
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, 0.9) / scale)
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        quality = rng.randint(40, 75)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
     return Case(cv2.imdecode(buf, cv2.IMREAD_COLOR), kind, written)
