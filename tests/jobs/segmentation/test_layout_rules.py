@@ -10,7 +10,7 @@ from seg_font_pages import faces, render_font_page
 from seg_pages import iou
 
 from ai_worker.jobs.context import JobContext
-from ai_worker.jobs.layout import Block, _margin, _Reader
+from ai_worker.jobs.layout import Block, _ink, _margin, _Reader
 from ai_worker.jobs.segmentation import handle
 
 LINE_H = 25.0
@@ -176,3 +176,18 @@ def test_a_table_rule_in_the_first_question_of_a_page_with_no_header_closes_no_h
     found = handle(JobContext.for_test("question_segmentation", {}, png.tobytes()))["questions"]
     assert [(q["number"], q["label"]) for q in found] == [(1, "1."), (2, "2."), (3, "3.")]
     assert found[0]["bbox"][1] < 100  # from its label down, not from under the table
+
+
+def test_a_thin_circle_dotted_by_a_black_and_white_scan_is_kept_and_lone_dust_is_not() -> None:
+    # A circled number's hairline ring that the scanner's threshold left as specks too small and too far apart for
+    # the speck filter and the closing: they crowd along the ring, where dust lies alone.
+    page = np.full((400, 1240), 255, np.uint8)
+    ring = [(300 + round(14 * np.cos(t)), 200 + round(14 * np.sin(t))) for t in np.arange(0, 2 * np.pi, 6 / 14)]
+    for x, y in ring:
+        page[y : y + 2, x : x + 2] = 0
+    dust = [(500 + 67 * k, 60 + 29 * k) for k in range(8)]
+    for x, y in dust:
+        page[y, x] = 0
+    ink = _ink(page, bilevel=True)
+    assert sum(bool(ink[y, x]) for x, y in ring) >= 0.9 * len(ring)
+    assert not any(ink[y, x] for x, y in dust)
