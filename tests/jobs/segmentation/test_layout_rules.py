@@ -191,3 +191,15 @@ def test_a_thin_circle_dotted_by_a_black_and_white_scan_is_kept_and_lone_dust_is
     ink = _ink(page, bilevel=True)
     assert sum(bool(ink[y, x]) for x, y in ring) >= 0.9 * len(ring)
     assert not any(ink[y, x] for x, y in dust)
+
+
+@pytest.mark.skipif(not faces(), reason="TrueType faces missing: apt-get install fonts-nanum fonts-dejavu")
+def test_headings_a_black_and_white_scan_broke_up_are_read_and_end_the_question_above() -> None:
+    """An Otsu-thresholded skewed page (tuning generator, seeded): the section headings (`※ [n~m] ...`) under ① and ⑤,
+    their strokes broken by the threshold, read as nothing and joined the question above until unread lines were read
+    again with the breaks closed."""
+    page = render_font_page(25)
+    assert page.tags["scan"] == "otsu" and page.tags["style"] == "circled"
+    found = handle(JobContext.for_test("question_segmentation", {}, page.encode()))["questions"]
+    assert [q["label"] for q in found] == page.labels
+    assert all(iou(box, q["bbox"]) >= 0.85 for box, q in zip(page.boxes, found, strict=True))
