@@ -37,6 +37,9 @@ REFERENCE_WIDTH = 1240  # A4 at 150 dpi: the unit every pixel constant below is 
 BILEVEL_SHARE = 0.98  # a page whose pixels are this much at its darkest or lightest level is a black-and-white scan
 BILEVEL_JOIN = 3  # ... whose ink is closed over this many reference pixels (the specks of a broken stroke join)
 SOFTEN_LINES = 0.025  # ... and read through a blur of this many line heights (the recogniser reads grey text)
+BILEVEL_CLUSTER = 9  # ... and its specks kept where they crowd a window this many reference pixels square ...
+BILEVEL_CLUSTER_SHARE = 0.04  # ... at least this share of it ink (a thin circle or stroke the threshold dotted)
+READ_JOIN_PX = 2  # ... and a line left unread is read again with its ink's one-pixel breaks closed
 FINE_SPECK_AREA = 3  # ... but a full stop at the end of a question label is not
 SPECK_AREA = 12  # components smaller than this (reference pixels squared: a 3x4 blot) are dust
 DOT_LINES = 0.5  # blocks lower than half a line height are dots and dust (or a row of them) ...
@@ -182,6 +185,11 @@ def _ink(gray: np.ndarray, bilevel: bool = False) -> np.ndarray:
     if bilevel:
         size = max(3, round(BILEVEL_JOIN * unit) | 1)  # odd: OpenCV shifts a closing by an even kernel a pixel
         ink = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((size, size), np.uint8))
+        # A thin stroke (a question number's circle, a light digit) that the threshold left as a trail of specks is
+        # no dust: its specks crowd together, where dust lies alone.
+        window = max(3, round(BILEVEL_CLUSTER * unit) | 1)
+        crowded = cv2.blur(ink.astype(np.float32), (window, window)) >= BILEVEL_CLUSTER_SHARE
+        return remove_specks(ink, max(2, round(SPECK_AREA * unit * unit))) | (ink & crowded.astype(np.uint8))
     return remove_specks(ink, max(2, round(SPECK_AREA * unit * unit)))
 
 
@@ -219,10 +227,17 @@ def _analyse_level(gray: np.ndarray, mask: np.ndarray, bilevel: bool = False) ->
     raw = ink_mask(gray[top:bottom])
     fine = remove_specks(raw, max(2, round(FINE_SPECK_AREA * unit * unit)))
     body_gray = gray[top:bottom]
+    fallback = None
     if bilevel:
         # The recogniser reads grey text: a black-and-white scan's broken, jagged strokes are softened first.
-        body_gray = cv2.GaussianBlur(body_gray, (0, 0), max(0.5, SOFTEN_LINES * line_h))
-    reader = _Reader(body_gray, fine, line_h, raw)
+        soften = max(0.5, SOFTEN_LINES * line_h)
+        # A label the threshold broke into specks (a thin circle, a light digit) reads as nothing: the lines left
+        # unread are read again with the specks' pixel gaps closed.
+        joined = cv2.morphologyEx(raw, cv2.MORPH_CLOSE, np.ones((READ_JOIN_PX, READ_JOIN_PX), np.uint8))
+        healed = np.where(joined > 0, 0, 255).astype(np.uint8)
+        fallback = _Reader(cv2.GaussianBlur(healed, (0, 0), soften), fine, line_h, raw)
+        body_gray = cv2.GaussianBlur(body_gray, (0, 0), soften)
+    reader = _Reader(body_gray, fine, line_h, raw, fallback)
     gutter = _gutter(_blocks(body, word_gap * 2), width, line_h)
     foot = (1 - FOLIO_ZONE) * gray.shape[0] - top
     found: list[Question] = []
@@ -479,9 +494,16 @@ def parse_label(text: str, frame: str = "") -> _Read | None:
 class _Reader:
     """Reads the leading token of text lines with the PP-OCR recogniser (`textlines`)."""
 
-    def __init__(self, gray: np.ndarray, mask: np.ndarray, line_h: float, raw: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        gray: np.ndarray,
+        mask: np.ndarray,
+        line_h: float,
+        raw: np.ndarray | None = None,
+        fallback: _Reader | None = None,
+    ) -> None:
         # raw: the ink before dust removal, where a hairline frame broken into dots by a scan still shows
-        self.gray, self.mask, self.line_h = gray, mask, line_h
+        self.gray, self.mask, self.line_h, self.fallback = gray, mask, line_h, fallback
         self.raw = mask if raw is None else raw
         self._cache: dict[tuple[int, int, int, int], _Read | None] = {}
 
@@ -629,12 +651,17 @@ class _Reader:
 
     def read(self, lines: list[Block]) -> list[_Read | None]:
         """The label each line starts with (None: none read); lines read before (the other column reading) are not
-        read again."""
+        read again. Lines left unread are read again by the `fallback` reader, if any (a black-and-white scan's
+        label with its broken strokes joined)."""
         reach = round(LABEL_MAX_LINES * self.line_h)
         keys = [(line.x0, line.y0, line.y1, min(line.x1, line.x0 + reach)) for line in lines]
         todo = [i for i, key in enumerate(keys) if key not in self._cache]
         for i, read in zip(todo, self._read([lines[i] for i in todo]), strict=True):
             self._cache[keys[i]] = read
+        unread = [i for i in todo if self._cache[keys[i]] is None]
+        if self.fallback is not None and unread:
+            for i, read in zip(unread, self.fallback.read([lines[i] for i in unread]), strict=True):
+                self._cache[keys[i]] = read
         return [self._cache[key] for key in keys]
 
     def _read(self, lines: list[Block]) -> list[_Read | None]:

@@ -10,7 +10,7 @@ from seg_font_pages import faces, render_font_page
 from seg_pages import iou
 
 from ai_worker.jobs.context import JobContext
-from ai_worker.jobs.layout import Block, _margin, _Reader
+from ai_worker.jobs.layout import Block, _ink, _margin, _Reader
 from ai_worker.jobs.segmentation import handle
 
 LINE_H = 25.0
@@ -176,3 +176,30 @@ def test_a_table_rule_in_the_first_question_of_a_page_with_no_header_closes_no_h
     found = handle(JobContext.for_test("question_segmentation", {}, png.tobytes()))["questions"]
     assert [(q["number"], q["label"]) for q in found] == [(1, "1."), (2, "2."), (3, "3.")]
     assert found[0]["bbox"][1] < 100  # from its label down, not from under the table
+
+
+def test_a_thin_circle_dotted_by_a_black_and_white_scan_is_kept_and_lone_dust_is_not() -> None:
+    # A circled number's hairline ring that the scanner's threshold left as specks too small and too far apart for
+    # the speck filter and the closing: they crowd along the ring, where dust lies alone.
+    page = np.full((400, 1240), 255, np.uint8)
+    ring = [(300 + round(14 * np.cos(t)), 200 + round(14 * np.sin(t))) for t in np.arange(0, 2 * np.pi, 6 / 14)]
+    for x, y in ring:
+        page[y : y + 2, x : x + 2] = 0
+    dust = [(500 + 67 * k, 60 + 29 * k) for k in range(8)]
+    for x, y in dust:
+        page[y, x] = 0
+    ink = _ink(page, bilevel=True)
+    assert sum(bool(ink[y, x]) for x, y in ring) >= 0.9 * len(ring)
+    assert not any(ink[y, x] for x, y in dust)
+
+
+@pytest.mark.skipif(not faces(), reason="TrueType faces missing: apt-get install fonts-nanum fonts-dejavu")
+def test_headings_a_black_and_white_scan_broke_up_are_read_and_end_the_question_above() -> None:
+    """An Otsu-thresholded skewed page (tuning generator, seeded): the section headings (`※ [n~m] ...`) under ① and ⑤,
+    their strokes broken by the threshold, read as nothing and joined the question above until unread lines were read
+    again with the breaks closed."""
+    page = render_font_page(25)
+    assert page.tags["scan"] == "otsu" and page.tags["style"] == "circled"
+    found = handle(JobContext.for_test("question_segmentation", {}, page.encode()))["questions"]
+    assert [q["label"] for q in found] == page.labels
+    assert all(iou(box, q["bbox"]) >= 0.85 for box, q in zip(page.boxes, found, strict=True))
