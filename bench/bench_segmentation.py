@@ -129,20 +129,9 @@ def non_pages() -> None:
     print(f"non-page inputs answered with no questions: {empty}/9")
 
 
-def tuning(count: int) -> None:
-    hits = total = exact = 0
-    for seed in range(5000, 5000 + count):
-        page = render_exam_page(seed)
-        found = run(page.encode())[0]["questions"]
-        ok = in_order_hits(page.boxes, found)
-        hits += sum(ok)
-        total += len(ok)
-        exact += len(found) == len(page.boxes) and all(ok)
-    print(f"tuning generator (seeds 5000-{5000 + count - 1}): hit rate {hits / total:.3f}, exact {exact / count:.3f}")
-
-
-def tuning_labelled(name: str, render: Any, seeds: range) -> None:
-    """A tuning generator with printed numbers (`render_varied_page`, `render_font_page`): the held-out scores."""
+def tuning_scores(render: Any, seeds: range, labelled: bool) -> tuple[int, int, int, int]:
+    """Questions found in order at IoU >= IOU_MIN, true questions, pages fully right and, for a generator with
+    printed numbers (`labelled`), numbers read right at their place in reading order."""
     hits = total = exact = numbers = 0
     for seed in seeds:
         page = render(seed)
@@ -151,10 +140,22 @@ def tuning_labelled(name: str, render: Any, seeds: range) -> None:
         hits += sum(ok)
         total += len(ok)
         exact += len(found) == len(page.boxes) and all(ok)
-        numbers += sum(
-            i < len(found) and (found[i]["number"], found[i]["label"]) == (n, label)
-            for i, (n, label) in enumerate(zip(page.numbers, page.labels, strict=True))
-        )
+        if labelled:
+            numbers += sum(
+                i < len(found) and (found[i]["number"], found[i]["label"]) == (n, label)
+                for i, (n, label) in enumerate(zip(page.numbers, page.labels, strict=True))
+            )
+    return hits, total, exact, numbers
+
+
+def tuning(count: int) -> None:
+    hits, total, exact, _ = tuning_scores(render_exam_page, range(5000, 5000 + count), labelled=False)
+    print(f"tuning generator (seeds 5000-{5000 + count - 1}): hit rate {hits / total:.3f}, exact {exact / count:.3f}")
+
+
+def tuning_labelled(name: str, render: Any, seeds: range) -> None:
+    """A tuning generator with printed numbers (`render_varied_page`, `render_font_page`): the held-out scores."""
+    hits, total, exact, numbers = tuning_scores(render, seeds, labelled=True)
     print(f"tuning {name} (seeds {seeds.start}-{seeds.stop - 1}): hit rate {hits / total:.3f}, "
           f"exact {exact / len(seeds):.3f}, numbers {numbers / total:.3f}")  # fmt: skip
 
