@@ -177,6 +177,7 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
         ink = ink_mask(gray)
     stamps = 0
     chroma = None
+    paper_close: tuple[int, np.ndarray] | None = None  # (kernel size, the paper beside the ink), for `_pen_ink`
     if color is not None:
         # Highlighter: translucent colour that leaves the brightest channel as bright as the paper; pen, pencil and
         # print darken every channel. Only ink that darkens the brightest channel too counts.
@@ -187,9 +188,8 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
         # that is not also `FAINT_COLOUR_CONTRAST` darker than the paper is dropped. Grey pencil is not coloured.
         # The chroma is the ink's own, beyond the paper's right beside it when that is tinted: a pen stroke under a
         # highlighter band takes the band's hue and is not a faint coloured line for it.
-        k = max(3, round(PAPER_CLOSE_TEXT * _text_height(ink)) | 1)
-        paper = cv2.morphologyEx(color, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
-        paper_brightest, paper_darkest = _channel_extremes(paper)
+        paper_close = _paper_beside(color, _text_height(ink))
+        paper_brightest, paper_darkest = _channel_extremes(paper_close[1])
         paper_chroma = cv2.subtract(paper_brightest, paper_darkest)
         paper_chroma[paper_chroma < PAPER_MIN_TINT] = 0  # not the faint hue a JPEG bleeds around a coloured line
         own = cv2.subtract(chroma, paper_chroma)
@@ -217,7 +217,7 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
         # Coloured pen, mark by mark: a blue tick beside black print, or red writing that touches a printed line,
         # is writing without making the print writing. Coloured lines drawn with a ruler (printed grid boxes,
         # coloured rules) are not.
-        pen = _pen_ink(ink, color, text_h)
+        pen = _pen_ink(ink, color, _paper_beside(color, text_h, paper_close)[1])
         ink = cv2.subtract(ink, pen)  # the rest, print and pencil or black pen, is judged line by line below
         for line in _lines(pen, text_h):
             if _upright_share(line.own, line.x, line.y, gx, gy, 0.0) >= PEN_MAX_UPRIGHT:
@@ -461,7 +461,19 @@ def _foreign_marks(
     return out
 
 
-def _pen_ink(ink: np.ndarray, color: np.ndarray, text_h: float) -> np.ndarray:
+def _paper_beside(
+    color: np.ndarray, text_h: float, known: tuple[int, np.ndarray] | None = None
+) -> tuple[int, np.ndarray]:
+    """(kernel size, the paper right beside each pixel): a closing wider than any stroke (`PAPER_CLOSE_TEXT` text
+    heights) erases the ink and keeps the background's steps where they are. `known`, an earlier closing, is reused
+    when its kernel is the same (the text height measured before and after the clean-up usually agrees)."""
+    k = max(3, round(PAPER_CLOSE_TEXT * text_h) | 1)
+    if known is not None and known[0] == k:
+        return known
+    return k, cv2.morphologyEx(color, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+
+
+def _pen_ink(ink: np.ndarray, color: np.ndarray, paper: np.ndarray) -> np.ndarray:
     """The ink's marks written in coloured ink (blue, red, green pen), as a 0/1 mask: print is black or grey.
 
     A mark's colour is the ratio, channel by channel, of its pixels to the paper right beside them (a closing over
@@ -475,11 +487,8 @@ def _pen_ink(ink: np.ndarray, color: np.ndarray, text_h: float) -> np.ndarray:
     count, labels = cv2.connectedComponents(ink, connectivity=8)
     if count <= 1:
         return np.zeros_like(ink)
-    # The paper right beside each pixel: a closing wider than any stroke (`PAPER_CLOSE_TEXT` text heights) erases
-    # the ink and keeps the background's steps where they are, so a letter half under a highlighter's edge is
+    # `paper` is the paper right beside each pixel (`_paper_beside`), so a letter half under a highlighter's edge is
     # divided by the tinted paper where it is tinted and by the white paper where it is not.
-    k = max(3, round(PAPER_CLOSE_TEXT * text_h) | 1)
-    paper = cv2.morphologyEx(color, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     at = np.nonzero(ink)
     pixels = color[at].astype(np.float32)
     under = paper[at].astype(np.float32)
