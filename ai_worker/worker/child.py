@@ -72,7 +72,7 @@ class JobRunner:
         env = task.envelope
         job_log = logs.job_logger("ai_worker.job", env)
         try:
-            duplicate = self._duplicate(env, job_log)
+            duplicate = self._duplicate(env, job_log, task.attempts)
             if duplicate is not None:
                 return duplicate
             status, result, error, run_s = self._execute(task, env, job_log)
@@ -95,7 +95,8 @@ class JobRunner:
         live: list[int] = []
         for i, task in enumerate(tasks):
             try:
-                duplicate = self._duplicate(task.envelope, logs.job_logger("ai_worker.job", task.envelope))
+                job_log = logs.job_logger("ai_worker.job", task.envelope)
+                duplicate = self._duplicate(task.envelope, job_log, task.attempts)
             except TransientError as exc:
                 reports[i] = JobReport("retry", error=exc.info(), retry_after_s=exc.retry_after_s)
                 continue
@@ -129,7 +130,15 @@ class JobRunner:
                     reports[i] = self._finish(tasks[i], "failed", None, exc.info(), run_s)
         return [reports[i] for i in range(len(tasks))]
 
-    def _duplicate(self, env: Envelope, job_log: logging.LoggerAdapter[logging.Logger]) -> JobReport | None:
+    def _duplicate(
+        self, env: Envelope, job_log: logging.LoggerAdapter[logging.Logger], attempts: int
+    ) -> JobReport | None:
+        """The report of a job whose result already exists (not run; its notice re-sent), else None.
+
+        With `result_check` "redelivered" a first receive is not checked: the conditional write still keeps the
+        first document, and a re-run whose write finds one reports a duplicate (`_finish`)."""
+        if self.settings.result_check == "redelivered" and attempts <= 1:
+            return None
         existing = self.sink.exists(env.tenant, env.job_id)
         if existing is None:
             return None
