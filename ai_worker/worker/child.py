@@ -1,7 +1,8 @@
 """The job process: runs one job at a time for the worker, keeping handler modules (and their models) warm.
 
 The worker sends a `JobTask` over a pipe and gets a `JobReport` back. Here, in this order: the idempotency check
-(a result that already exists means the job is acknowledged without running), the handler with a `JobContext`
+(a result that already exists means the job is acknowledged without running; with `result_check` "redelivered",
+made only from a message's second receive on), the handler with a `JobContext`
 backed by S3 and HTTPS, and the conditional write of the result document. Only the outcome travels back; the
 worker owns the message (leases, deletes, retries). Ctrl-C is ignored here: the worker decides when a job stops.
 """

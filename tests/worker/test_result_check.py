@@ -12,12 +12,12 @@ import pytest
 
 from ai_worker.config import Settings
 from ai_worker.envelope import parse_envelope, validate_envelope
-from ai_worker.results import ResultRef, notice
+from ai_worker.results import ResultRef, S3ResultSink, notice
 from ai_worker.worker.child import JobRunner, JobTask
 
 from .fake_handlers import REGISTRY, runs
 from .file_sink import FileResultSink, read
-from .harness import memory_settings
+from .harness import connect, make_settings, memory_settings
 
 
 class CountingSink(FileResultSink):
@@ -105,3 +105,18 @@ def _ref(jobs: JobRunner, job_id: str) -> ResultRef:
     ref = jobs.sink.exists("academy-1", job_id)
     assert ref is not None
     return ref
+
+
+def test_redelivered_still_retries_a_job_whose_bucket_is_missing(
+    moto_endpoint: str, unique_prefix: str, tmp_path: Path
+) -> None:
+    # With the first check skipped, the missing bucket shows at the write: the job is retried, not failed, and its
+    # redelivery is checked with a GET, whose NoSuchBucket keeps it from running again.
+    settings = make_settings(unique_prefix, tmp_path, result_check="redelivered")  # no bucket is created
+    jobs = JobRunner(settings, "cpu", lambda s: S3ResultSink(s, connect(s).s3))
+    marker = str(tmp_path / "runs")
+    for attempts, ran in ((1, 1), (2, 1)):
+        report = jobs.run(task("j-1", marker, attempts=attempts))
+        assert report.outcome == "retry" and report.error is not None
+        assert report.error.code == "result_write_failed"
+        assert len(runs(marker)) == ran
