@@ -17,7 +17,7 @@ from ai_worker.worker.child import JobRunner, JobTask
 
 from .fake_handlers import REGISTRY, runs
 from .file_sink import FileResultSink, read
-from .harness import connect, make_settings, memory_settings
+from .harness import MemoryWorld, connect, make_settings, memory_settings, wait_for
 
 
 class CountingSink(FileResultSink):
@@ -120,3 +120,23 @@ def test_redelivered_still_retries_a_job_whose_bucket_is_missing(
         assert report.outcome == "retry" and report.error is not None
         assert report.error.code == "result_write_failed"
         assert len(runs(marker)) == ran
+
+
+def test_redelivered_runs_a_job_id_submitted_again_through_the_engine(tmp_path: Path) -> None:
+    # The case the two settings differ on, end to end on the in-memory broker: the second message of a job_id
+    # arrives with a receive count of 1 and runs again; one document (the first) and one notice id all the same.
+    # Under "always" it is not run (test_outcomes.py::test_existing_result_is_acknowledged_without_running).
+    world = MemoryWorld(memory_settings(tmp_path, result_check="redelivered"))
+    marker = str(tmp_path / "runs")
+    basic = world.settings.queue_names["basic"]
+    notices: list[dict[str, Any]] = []
+    with world.worker():
+        for value in (1, 2):
+            body = {"job_id": "same-job", "job_type": "omr_grading", "tier": "basic", "tenant_id": "academy-1"}
+            world.send_body(basic, json.dumps({**body, "payload": {"do": "echo", "value": value, "marker": marker}}))
+            got = wait_for(world.notices, 20, f"notice {value}")
+            notices += got
+            wait_for(lambda: world.broker.counts(basic) == (0, 0), 10, "settled")
+    assert len(runs(marker)) == 2
+    assert world.result("same-job")["result"]["echo"] == 1  # type: ignore[index]
+    assert len(notices) == 2 and notices[0] == notices[1]
