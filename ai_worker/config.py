@@ -282,6 +282,15 @@ class Settings:
             "raised to (slots + 1) x batch while a batchable job type runs; 0: receive only for free slots).",
         ),
     ] = 10
+    result_check: Annotated[
+        Literal["always", "redelivered"],
+        Field(
+            description="When a job process looks for the job's result before running it: `always` (every "
+            "delivery: a job whose result exists never runs again) or `redelivered` (only from the second receive "
+            "on: one S3 request less per job, but a `job_id` submitted again, or an SQS duplicate read as a first "
+            "receive, runs again and its result is discarded; see docs/engine.md).",
+        ),
+    ] = "always"
     inputs: InputSettings = field(default_factory=InputSettings)
     vision: VisionSettings = field(default_factory=VisionSettings)
     ocr: OcrSettings = field(default_factory=OcrSettings)

@@ -32,7 +32,11 @@ when the row was measured. CPU per job moves much less with the load than wall t
 a load average of 15 it reads 10-20 % above an idle machine's. --repeat runs the loops in turn several times and
 ends with the medians.
 
+A `worker-r` row runs the same worker with AI_WORKER_RESULT_CHECK=redelivered: no idempotency check on a
+message's first receive (one S3 request less per job; what that gives up: docs/engine.md, "Idempotency").
+
     python bench/bench_noop.py [--jobs 200] [--concurrency 1 2] [--repeat 1] [--no-baseline]
+        [--no-result-check-rows]
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import boto3
 import psutil
@@ -303,8 +307,11 @@ def drain_notices(sqs: Any, url: str, stop: threading.Event) -> None:
             sqs.delete_message_batch(QueueUrl=url, Entries=entries)
 
 
-def run(slots: int, jobs: int, heartbeat_dir: str) -> dict[str, Any]:
-    """The worker, `slots` job processes, on no-op jobs."""
+def run(
+    slots: int, jobs: int, heartbeat_dir: str, result_check: Literal["always", "redelivered"] = "always"
+) -> dict[str, Any]:
+    """The worker, `slots` job processes, on no-op jobs; with `result_check` "redelivered" (row `worker-r`), the
+    result is looked for only from a message's second receive on (docs/engine.md, "Idempotency")."""
     prefix = f"b{uuid.uuid4().hex[:8]}"
     settings = Settings(
         queue_names={t: f"{prefix}-{t}" for t in TIERS},
@@ -314,6 +321,7 @@ def run(slots: int, jobs: int, heartbeat_dir: str) -> dict[str, Any]:
         wait_time_s=1,
         heartbeat_file=os.path.join(heartbeat_dir, f"{prefix}.heartbeat"),
         log_level="WARNING",
+        result_check=result_check,
     )
     admin = make_clients(settings)
     for name in (settings.queue_names["basic"], settings.queue_names["lite"], settings.results_queue or ""):
@@ -340,7 +348,7 @@ def run(slots: int, jobs: int, heartbeat_dir: str) -> dict[str, Any]:
     figures = measure(admin.sqs, url, WARM_JOBS_PER_SLOT * slots, jobs, calls)
     stop.set()
     worker.join(30)
-    return {"loop": "worker", "slots": slots, **figures}
+    return {"loop": "worker" if result_check == "always" else "worker-r", "slots": slots, **figures}
 
 
 def baseline(slots: int, jobs: int, _tmp: str = "", same_work: bool = False) -> dict[str, Any]:
@@ -425,6 +433,12 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=1, help="runs of each loop, in turn; medians at the end")
     parser.add_argument("--no-baseline", action="store_true", help="only the worker")
+    parser.add_argument(
+        "--no-result-check-rows",
+        dest="result_check_rows",
+        action="store_false",
+        help="without the worker-r rows (AI_WORKER_RESULT_CHECK=redelivered)",
+    )
     parser.add_argument("--serve-moto", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the server's process
     args = parser.parse_args()
     if args.serve_moto:
@@ -433,7 +447,11 @@ def main() -> int:
     bench_thread()  # the main thread feeds
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped like Ctrl-C: see below
     server = start_moto()
-    loops: list[Any] = [run] if args.no_baseline else [run, baseline, lambda n, j, t: baseline(n, j, t, same_work=True)]
+    loops: list[Any] = [run]
+    if args.result_check_rows:
+        loops.append(lambda n, j, t: run(n, j, t, result_check="redelivered"))
+    if not args.no_baseline:
+        loops += [baseline, lambda n, j, t: baseline(n, j, t, same_work=True)]
     results: dict[tuple[str, int], list[dict[str, Any]]] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -457,11 +475,14 @@ def main() -> int:
                     for r in medians.values():
                         print(row(r))
                         print(ops_row(r))
-                    if "baseline" in medians:
+                    for worker in ("worker", "worker-r"):
                         for name in ("baseline", "baseline+"):
-                            speed = medians["worker"]["jobs_per_s"] / medians[name]["jobs_per_s"]
-                            calls = medians["worker"]["sqs_calls_per_job"] / medians[name]["sqs_calls_per_job"]
-                            print(f"{'ratio':>9} {slots:>5}: worker/{name} jobs/s x{speed:.2f}, SQS calls x{calls:.2f}")
+                            if worker not in medians or name not in medians:
+                                continue
+                            speed = medians[worker]["jobs_per_s"] / medians[name]["jobs_per_s"]
+                            calls = medians[worker]["sqs_calls_per_job"] / medians[name]["sqs_calls_per_job"]
+                            ratio = f"{worker}/{name} jobs/s x{speed:.2f}, SQS calls x{calls:.2f}"
+                            print(f"{'ratio':>9} {slots:>5}: {ratio}")
                 sys.stdout.flush()
     except (KeyboardInterrupt, SystemExit):
         # Stopped mid-run: the moto server goes, and this process exits at once. An orderly exit would wait for

@@ -11,6 +11,7 @@ import json
 from typing import Any, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.utils import determine_content_length
 
 from ai_worker.aws import s3_client
 from ai_worker.config import Settings
@@ -19,6 +20,8 @@ from ai_worker.results._s3 import unless_missing
 from ai_worker.results.document import ResultRef, result_key
 
 RESULT_WRITE_FAILED: Final = "result_write_failed"
+# Below this size a result document is sent with its headers, without waiting for `100 Continue` first.
+EXPECT_CONTINUE_MIN_BYTES: Final = 1 << 20
 STATUS_METADATA: Final = "status"  # user metadata of a result document (x-amz-meta-status): done / failed
 
 
@@ -115,5 +118,24 @@ def _status_of(body: bytes) -> str | None:
 
 
 def s3_sink(settings: Settings) -> ResultSink:
-    """The default sink factory (module-level, so job processes can be handed it by reference)."""
-    return S3ResultSink(settings, s3_client())
+    """The default sink factory (module-level, so job processes can be handed it by reference). Its client is its
+    own, so the sink may tune how it sends (`send_small_puts_at_once`)."""
+    return S3ResultSink(settings, send_small_puts_at_once(s3_client()))
+
+
+def send_small_puts_at_once(s3: Any) -> Any:
+    """Make `s3` send a PutObject body of less than EXPECT_CONTINUE_MIN_BYTES with its headers, instead of
+    sending `Expect: 100-continue` and waiting for the server's `100 Continue` before the body (botocore asks for
+    it on every PutObject). The wait is a network round trip per result document; it only pays off for a large
+    body the server might refuse (a failed precondition, a redirect), and a result document is a few KiB."""
+    s3.meta.events.register_last("before-call.s3", _send_at_once)  # after botocore's add_expect_header
+    return s3
+
+
+def _send_at_once(model: Any, params: dict[str, Any], **_: Any) -> None:
+    headers = params.get("headers", {})
+    if model.name != "PutObject" or "Expect" not in headers:
+        return
+    size = determine_content_length(params.get("body"))
+    if size is not None and size < EXPECT_CONTINUE_MIN_BYTES:
+        del headers["Expect"]

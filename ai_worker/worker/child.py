@@ -1,7 +1,8 @@
 """The job process: runs one job at a time for the worker, keeping handler modules (and their models) warm.
 
 The worker sends a `JobTask` over a pipe and gets a `JobReport` back. Here, in this order: the idempotency check
-(a result that already exists means the job is acknowledged without running), the handler with a `JobContext`
+(a result that already exists means the job is acknowledged without running; with `result_check` "redelivered",
+made only from a message's second receive on), the handler with a `JobContext`
 backed by S3 and HTTPS, and the conditional write of the result document. Only the outcome travels back; the
 worker owns the message (leases, deletes, retries). Ctrl-C is ignored here: the worker decides when a job stops.
 """
@@ -72,7 +73,7 @@ class JobRunner:
         env = task.envelope
         job_log = logs.job_logger("ai_worker.job", env)
         try:
-            duplicate = self._duplicate(env, job_log)
+            duplicate = self._duplicate(env, job_log, task.attempts)
             if duplicate is not None:
                 return duplicate
             status, result, error, run_s = self._execute(task, env, job_log)
@@ -95,7 +96,8 @@ class JobRunner:
         live: list[int] = []
         for i, task in enumerate(tasks):
             try:
-                duplicate = self._duplicate(task.envelope, logs.job_logger("ai_worker.job", task.envelope))
+                job_log = logs.job_logger("ai_worker.job", task.envelope)
+                duplicate = self._duplicate(task.envelope, job_log, task.attempts)
             except TransientError as exc:
                 reports[i] = JobReport("retry", error=exc.info(), retry_after_s=exc.retry_after_s)
                 continue
@@ -129,7 +131,15 @@ class JobRunner:
                     reports[i] = self._finish(tasks[i], "failed", None, exc.info(), run_s)
         return [reports[i] for i in range(len(tasks))]
 
-    def _duplicate(self, env: Envelope, job_log: logging.LoggerAdapter[logging.Logger]) -> JobReport | None:
+    def _duplicate(
+        self, env: Envelope, job_log: logging.LoggerAdapter[logging.Logger], attempts: int
+    ) -> JobReport | None:
+        """The report of a job whose result already exists (not run; its notice re-sent), else None.
+
+        With `result_check` "redelivered" a first receive is not checked: the conditional write still keeps the
+        first document, and a re-run whose write finds one reports a duplicate (`_finish`)."""
+        if self.settings.result_check == "redelivered" and attempts <= 1:
+            return None
         existing = self.sink.exists(env.tenant, env.job_id)
         if existing is None:
             return None

@@ -10,7 +10,7 @@ import pytest
 from ai_worker import __version__
 from ai_worker.envelope import Envelope
 from ai_worker.errors import TransientError
-from ai_worker.results import S3BlobStore, S3ResultSink, build_document, read_result, result_key
+from ai_worker.results import S3BlobStore, S3ResultSink, build_document, read_result, result_key, s3_sink
 
 from .harness import connect, make_settings
 
@@ -116,6 +116,36 @@ def test_a_missing_bucket_fails_the_check_instead_of_reading_as_no_result(
         with pytest.raises(TransientError) as caught:
             sink.exists("academy-3", "j")
         assert caught.value.code == "result_write_failed"
+
+
+def test_the_default_sink_sends_a_small_document_without_waiting_for_100_continue(
+    moto_endpoint: str, unique_prefix: str, tmp_path: Path
+) -> None:
+    """botocore sends every PutObject with `Expect: 100-continue` and waits for the server's answer before the
+    body: a round trip per result. The default sink's client sends a document under 1 MiB at once, a larger one
+    as botocore does; other clients are not changed."""
+    settings = make_settings(unique_prefix, tmp_path)
+    plain = connect(settings).s3
+    plain.create_bucket(Bucket=settings.results_bucket)
+    sink = s3_sink(settings)
+    assert isinstance(sink, S3ResultSink)
+    expects: dict[str, bool] = {}
+
+    def record(request: object, **_: object) -> None:
+        expects[request.url.rpartition("/")[2]] = "Expect" in request.headers  # type: ignore[attr-defined]
+
+    for client in (sink.s3, plain):
+        client.meta.events.register("before-send.s3.PutObject", record)
+    docs = {}
+    for job_id, text in (("small", "a"), ("large", "x" * (1 << 20))):
+        env = Envelope(job_id=job_id, job_type="ocr", tier="lite", tenant_id="academy-3")
+        docs[job_id] = build_document(env, status="done", kind="cpu", settings=settings, attempts=1, result={"t": text})
+        assert sink.write(docs[job_id]).created
+    plain.put_object(Bucket=settings.results_bucket, Key="results/academy-3/plain.json", Body=b"{}")
+    assert expects == {"small.json": False, "large.json": True, "plain.json": True}
+    for job_id, doc in docs.items():
+        assert read_result(plain, settings, "academy-3", job_id) == doc
+    assert not sink.write(docs["small"]).created  # the conditional write still refuses a second document
 
 
 def test_failed_document_has_an_error_and_no_result(tmp_path: Path) -> None:
