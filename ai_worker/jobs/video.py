@@ -24,8 +24,8 @@ Guarantees:
   that appeared while it was held (its first steady view registered onto the last: print does not appear; this is
   also `writing_progressive`), pen ink (ink keeping a hue against the paper under it: print is black or grey), or
   lines of marks `TALL_TEXT` times as tall as the homework's print (the median line of all its pages), in the same
-  place on no other page (a repeated title is print), over `TALL_MIN` of the sheet's width: handwriting in black pen
-  or pencil is larger than a worksheet's print. handwriting_analysis's `measure` is not used: at a video's
+  place on no other page (a repeated title is print) and below the sheet's top (a title block), over `TALL_MIN` of the
+  sheet's width: handwriting in black pen or pencil is larger than a worksheet's print. handwriting_analysis's `measure` is not used: at a video's
   resolution it takes dense print for writing and misses pencil. Memory holds the current frame, the one before, a
   few views per page and each page's cues (a few numbers and its lines' boxes), whatever the duration.
 """
@@ -81,7 +81,6 @@ SHEET_CLOSE = 25  # closing kernel (px of the rectified sheet) removing marks to
 SHEET_PAPER = 0.8  # the sheet's paper is at least 80 % as bright as its brightest tenth (a hand is darker)
 SHEET_INK = 0.75  # ink is at least 25 % darker than the paper around it
 NEW_INK_SLACK = 7  # ink of the last view further than 3 px from any ink of the first (registration slack) is new
-FAINT_SLACK = 3  # ... and further than 1 px from any faint ink of the first (print a little blurrier there)
 NEW_INK_MIN = 0.002  # new ink over 0.2 % of the sheet (a few words) was written while the page was held ...
 MAX_INK_GONE = 0.1  # ... when at most 10 % of the first view's ink went (more: the two views are misregistered)
 PAPER_MARGIN = 15  # ... counted where both views show paper 7 px away from anything else (a hand, a pen)
@@ -95,13 +94,10 @@ LINE_MIN_ASPECT = 2.0  # a line of marks is at least twice as wide as tall ...
 LINE_MIN_PX = 30  # ... and 30 px wide, 4 px tall, with 10 px of ink (a dot, a speck is none)
 LINE_MIN_HEIGHT_PX = 4
 LINE_MIN_INK_PX = 10
-FAINT_INK = 0.85  # faint ink is 15 % darker than the paper around it: print a little blurrier in another frame
-TALL_TEXT = 1.5  # a line 1.5x the homework's print height is handwriting (a title, shared by its pages, excepted) ...
-TALL_FILL = 1.0  # ... when its ink fills no more of its box than the print's does: a pen's stroke keeps its width
-# as the hand writes larger, a font's grows with its size (a bold heading fills more)
+TALL_TEXT = 1.5  # a line 1.5x the homework's print height is handwriting (a title, shared by its pages, excepted)
 TALL_MIN = 0.25  # tall lines a quarter of the sheet's width in all (a short answer) make the page written
 SHARED_SLACK = 0.03  # a tall line within 3 % of the sheet of one on another page (both ends, height) is repeated print
-HEADER_SHARE = 0.12  # with a single page, tall lines in the sheet's top 12 % are its title
+HEADER_SHARE = 0.12  # tall lines in the sheet's top 12 % are a title block (the first page's alone too), print
 OWN_ZONE = 11  # pen or new ink grown by 5 px to measure the area it writes on
 SCORE_AREA_SCALE = 0.08  # writing_score = 1 - exp(-area / 0.08), as handwriting_analysis's
 MIN_VIDEO_S = 2.0  # shorter videos are flagged too_short: no page can be shown and read in less
@@ -464,7 +460,6 @@ class _TextLine:
     x1: float
     y: float
     height: float  # rows holding the middle 90 % of its ink
-    fill: float = 0.3  # share of its box (width x height) its ink covers
 
     def same_place(self, other: _TextLine) -> bool:
         return (
@@ -476,7 +471,7 @@ class _TextLine:
 
 def _text_lines(ink: np.ndarray) -> tuple[_TextLine, ...]:
     """The sheet's lines of marks: its ink without rules and box borders, joined along the line (letters and words
-    of one line), each wider than `LINE_MIN_ASPECT` times its height, with the share of its box its ink fills."""
+    of one line), each wider than `LINE_MIN_ASPECT` times its height."""
     marks: np.ndarray = _speckless(ink).astype(np.uint8)
     rules = cv2.bitwise_or(
         cv2.morphologyEx(marks, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (LINE_RULE_PX, 1))),
@@ -495,42 +490,28 @@ def _text_lines(ink: np.ndarray) -> tuple[_TextLine, ...]:
         if rows[-1] < LINE_MIN_INK_PX:
             continue
         low, high = np.searchsorted(rows, 0.05 * rows[-1]), np.searchsorted(rows, 0.95 * rows[-1])
-        height = float(high - low + 1)
-        lines.append(_TextLine(x / w, (x + bw) / w, y / h, height / h, float(rows[-1]) / (bw * height)))
+        lines.append(_TextLine(x / w, (x + bw) / w, y / h, float(high - low + 1) / h))
     return tuple(lines)
 
 
-def _weighted_median(values: list[float], weights: list[float]) -> float:
-    order = np.argsort(values)
-    total = np.cumsum(np.asarray(weights, np.float64)[order])
-    return float(np.asarray(values)[order][min(len(order) - 1, int(np.searchsorted(total, 0.5 * total[-1])))])
-
-
 def _tall_lines(pages: list[tuple[_TextLine, ...]]) -> list[tuple[float, float]]:
-    """Per page, the width (share of the sheet's) and box area of its lines of handwriting, told from the
-    homework's own print (its median line over all pages, by width): lines at least `TALL_TEXT` times as tall as the
-    print whose ink fills at most `TALL_FILL` times the share of its box the print's fills (a hand writing larger
-    keeps its pen's stroke; a bold heading or larger type fills as much or more). A line in the same place on
-    another page is print (a title the homework repeats); with a single page, lines in the sheet's top
-    `HEADER_SHARE` are taken for its title."""
+    """Per page, the width (share of the sheet's) and box area of its lines of marks at least `TALL_TEXT` times as
+    tall as the homework's print (the median line of all its pages, by width): handwriting is larger than the print
+    of a worksheet. A tall line in the same place on another page is print (a title the homework repeats), and so
+    are tall lines in the sheet's top `HEADER_SHARE`: a title block, which a homework may print on its first page
+    alone (and the only page of a single-page video)."""
     every = [line for lines in pages for line in lines]
     if not every:
         return [(0.0, 0.0)] * len(pages)
-    print_height = _weighted_median([line.height for line in every], [line.x1 - line.x0 for line in every])
-    typical = [line for line in every if 0.8 * print_height <= line.height <= 1.25 * print_height]
-    print_fill = _weighted_median([line.fill for line in typical], [line.x1 - line.x0 for line in typical])
-    tall = [
-        [line for line in lines if line.height >= TALL_TEXT * print_height and line.fill <= TALL_FILL * print_fill]
-        for lines in pages
-    ]
+    heights = np.array([line.height for line in every])
+    widths = np.array([line.x1 - line.x0 for line in every])
+    order = np.argsort(heights)
+    print_height = float(heights[order][np.searchsorted(np.cumsum(widths[order]), 0.5 * widths.sum())])
+    tall = [[line for line in lines if line.height >= TALL_TEXT * print_height] for lines in pages]
     out = []
     for k, lines in enumerate(tall):
         others = [line for j, other in enumerate(tall) if j != k for line in other]
-        own = [
-            line
-            for line in lines
-            if not any(line.same_place(other) for other in others) and (len(pages) > 1 or line.y >= HEADER_SHARE)
-        ]
+        own = [line for line in lines if not any(line.same_place(other) for other in others) and line.y >= HEADER_SHARE]
         out.append((sum(line.x1 - line.x0 for line in own), sum((line.x1 - line.x0) * line.height for line in own)))
     return out
 
@@ -541,22 +522,19 @@ def _cues(start: _View, end: _View, orb: cv2.ORB, matcher: cv2.BFMatcher) -> _Cu
     warp, size = _sheet_warp(end.frame)
     sheet = _rectify(end.frame, warp, size)
     color = _rectify(end.color, warp, size)
-    ink, paper, faint = _ink(sheet)
+    ink, paper = _ink(sheet)
     pen = _pen_ink(color, ink) if color is not None else np.zeros_like(ink)
     new = np.zeros_like(ink)
     if start is not end:
         moved = _register_frames(start, end, orb, matcher)
         if moved is not None:
-            before, before_paper, before_faint = _ink(_rectify(start.frame, warp @ moved, size))
+            before, before_paper = _ink(_rectify(start.frame, warp @ moved, size))
             # Both views' paper, away from its edges (a hand holding a pen hides, its shading is not ink)
             margin = np.ones((PAPER_MARGIN, PAPER_MARGIN), np.uint8)
             both = cv2.erode((before_paper & paper).astype(np.uint8), margin) > 0
-            # Ink of one view is compared with the other's ink (within the registration's slack) and its faint ink
-            # in place: print a little blurrier or noisier in one frame (defocus, a keyframe) is still there,
-            # writing that appeared was not there at all.
-            had = _near(before, NEW_INK_SLACK) | _near(before_faint, FAINT_SLACK)
-            new = _speckless(ink & ~had & both)
-            gone = float(_speckless(before & ~(_near(ink, NEW_INK_SLACK) | _near(faint, FAINT_SLACK)) & both).sum())
+            slack = np.ones((NEW_INK_SLACK, NEW_INK_SLACK), np.uint8)
+            new = _speckless(ink & ~(cv2.dilate(before.astype(np.uint8), slack) > 0) & both)
+            gone = float(_speckless(before & ~(cv2.dilate(ink.astype(np.uint8), slack) > 0) & both).sum())
             if float(new.mean()) < NEW_INK_MIN or gone > MAX_INK_GONE * max(1, int((before & both).sum())):
                 new = np.zeros_like(ink)  # a misregistration moves print away, writing only adds
     own = cv2.dilate((pen | new).astype(np.uint8), np.ones((OWN_ZONE, OWN_ZONE), np.uint8))
@@ -569,14 +547,12 @@ def _rectify(image: np.ndarray | None, warp: np.ndarray, size: tuple[int, int] |
     return cv2.warpPerspective(image, warp, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
 
 
-def _ink(sheet: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ink (marks `SHEET_INK` darker than the paper around them), paper (not a hand, not the desk) and faint ink
-    (`FAINT_INK` darker) of a sheet."""
+def _ink(sheet: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ink (marks `SHEET_INK` darker than the paper around them) and paper (not a hand, not the desk) of a sheet."""
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (SHEET_CLOSE, SHEET_CLOSE))
     background = cv2.morphologyEx(sheet, cv2.MORPH_CLOSE, kernel).astype(np.float32) + 1.0
     paper = background >= SHEET_PAPER * float(np.percentile(background, 90))
-    grey = sheet.astype(np.float32)
-    return (grey < SHEET_INK * background) & paper, paper, (grey < FAINT_INK * background) & paper
+    return (sheet.astype(np.float32) < SHEET_INK * background) & paper, paper
 
 
 def _pen_ink(color: np.ndarray, ink: np.ndarray) -> np.ndarray:
@@ -586,10 +562,6 @@ def _pen_ink(color: np.ndarray, ink: np.ndarray) -> np.ndarray:
     background = cv2.morphologyEx(color, cv2.MORPH_CLOSE, kernel).astype(np.float32) + 1.0
     passed = color.astype(np.float32) / background
     return _speckless(ink & (passed.max(axis=2) - passed.min(axis=2) >= PEN_HUE))
-
-
-def _near(mask: np.ndarray, size: int) -> np.ndarray:
-    return cv2.dilate(mask.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
 
 
 def _speckless(mask: np.ndarray) -> np.ndarray:
