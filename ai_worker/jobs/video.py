@@ -25,9 +25,10 @@ Guarantees:
   also `writing_progressive`), pen ink (ink keeping a hue against the paper under it: print is black or grey), or
   lines of marks `TALL_TEXT` times as tall as the homework's print (the median line of all its pages), in the same
   place on no other page (a repeated title is print) and below the sheet's top (a title block), over `TALL_MIN` of the
-  sheet's width: handwriting in black pen or pencil is larger than a worksheet's print. handwriting_analysis's `measure` is not used: at a video's
-  resolution it takes dense print for writing and misses pencil. Memory holds the current frame, the one before, a
-  few views per page and each page's cues (a few numbers and its lines' boxes), whatever the duration.
+  sheet's width: handwriting in black pen or pencil is larger than a worksheet's print. handwriting_analysis's
+  `measure` is not used: at a video's resolution it takes dense print for writing and misses pencil. Memory holds the
+  current frame, the one before, a few views per page and each page's cues (a few numbers and its lines' boxes),
+  whatever the duration.
 """
 
 from __future__ import annotations
