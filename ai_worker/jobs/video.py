@@ -24,10 +24,11 @@ Guarantees:
   that appeared while it was held (its first steady view registered onto the last: print does not appear; this is
   also `writing_progressive`), pen ink (ink keeping a hue against the paper under it: print is black or grey), or
   lines of marks `TALL_TEXT` times as tall as the homework's print (the median line of all its pages), in the same
-  place on no other page (a repeated title is print), over `TALL_MIN` of the sheet's width: handwriting in black pen
-  or pencil is larger than a worksheet's print. handwriting_analysis's `measure` is not used: at a video's
-  resolution it takes dense print for writing and misses pencil. Memory holds the current frame, the one before, a
-  few views per page and each page's cues (a few numbers and its lines' boxes), whatever the duration.
+  place on no other page (a repeated title is print) and below the sheet's top (a title block), over `TALL_MIN` of the
+  sheet's width: handwriting in black pen or pencil is larger than a worksheet's print. handwriting_analysis's
+  `measure` is not used: at a video's resolution it takes dense print for writing and misses pencil. Memory holds the
+  current frame, the one before, a few views per page and each page's cues (a few numbers and its lines' boxes),
+  whatever the duration.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ LINE_MIN_INK_PX = 10
 TALL_TEXT = 1.5  # a line 1.5x the homework's print height is handwriting (a title, shared by its pages, excepted)
 TALL_MIN = 0.25  # tall lines a quarter of the sheet's width in all (a short answer) make the page written
 SHARED_SLACK = 0.03  # a tall line within 3 % of the sheet of one on another page (both ends, height) is repeated print
-HEADER_SHARE = 0.12  # with a single page, tall lines in the sheet's top 12 % are its title
+HEADER_SHARE = 0.12  # tall lines in the sheet's top 12 % are a title block (the first page's alone too), print
 OWN_ZONE = 11  # pen or new ink grown by 5 px to measure the area it writes on
 SCORE_AREA_SCALE = 0.08  # writing_score = 1 - exp(-area / 0.08), as handwriting_analysis's
 MIN_VIDEO_S = 2.0  # shorter videos are flagged too_short: no page can be shown and read in less
@@ -497,8 +498,9 @@ def _text_lines(ink: np.ndarray) -> tuple[_TextLine, ...]:
 def _tall_lines(pages: list[tuple[_TextLine, ...]]) -> list[tuple[float, float]]:
     """Per page, the width (share of the sheet's) and box area of its lines of marks at least `TALL_TEXT` times as
     tall as the homework's print (the median line of all its pages, by width): handwriting is larger than the print
-    of a worksheet. A tall line in the same place on another page is print (a title the homework repeats); with a
-    single page, tall lines in the sheet's top `HEADER_SHARE` are taken for its title."""
+    of a worksheet. A tall line in the same place on another page is print (a title the homework repeats), and so
+    are tall lines in the sheet's top `HEADER_SHARE`: a title block, which a homework may print on its first page
+    alone (and the only page of a single-page video)."""
     every = [line for lines in pages for line in lines]
     if not every:
         return [(0.0, 0.0)] * len(pages)
@@ -510,11 +512,7 @@ def _tall_lines(pages: list[tuple[_TextLine, ...]]) -> list[tuple[float, float]]
     out = []
     for k, lines in enumerate(tall):
         others = [line for j, other in enumerate(tall) if j != k for line in other]
-        own = [
-            line
-            for line in lines
-            if not any(line.same_place(other) for other in others) and (len(pages) > 1 or line.y >= HEADER_SHARE)
-        ]
+        own = [line for line in lines if not any(line.same_place(other) for other in others) and line.y >= HEADER_SHARE]
         out.append((sum(line.x1 - line.x0 for line in own), sum((line.x1 - line.x0) * line.height for line in own)))
     return out
 

@@ -5,9 +5,11 @@ What it adds to hw_videos.py (whose synthetic pages stay for the fast tests), ea
   Liberation and FreeFont (English; fonts-liberation, fonts-freefont-ttf) at a realistic density: title block, name
   field, numbered problems of 1-4 lines, choice rows, answer lines, boxes or blank space; some pages are dense print
   with hardly any answer space and are never written on; some homeworks are sparse (one short line per problem over
-  a large answer box: the shared title block is much of a page);
+  a large answer box: the shared title block is much of a page); some carry print larger than the body that no other
+  page repeats in place (a bold section heading, a boxed instruction, the title block on the first page only);
 - writing: answers in the answer areas, in blue or black pen or pencil, as pen trajectories (scribbled glyphs on a
-  drifting baseline, digits, circled choices, ticks) or in the UnPilgi handwriting font with each glyph jittered;
+  drifting baseline, digits, circled choices, ticks) or in the UnPilgi handwriting font with each glyph jittered,
+  in some homeworks hardly larger than the print;
   written before filming, or while held (answer by answer, a hand with a pen at work), or not at all;
 - scene: a colour desk (plain, gradient, grain), the sheet in perspective (some videos filmed from further away), a
   colour cast, vignetting, exposure drift, defocus, sensor noise; the whole view shakes (shift, roll, zoom
@@ -97,14 +99,23 @@ def _text(rng: random.Random, lang: str, words: int) -> str:
     return " ".join(rng.choice(pool) for _ in range(words))
 
 
-def _worksheet(rng: random.Random, lang: str, layout: dict, number: int, dense: bool) -> _Sheet:
-    """One page of the homework: the shared title block and answer style, problems of its own."""
+def _worksheet(
+    rng: random.Random, lang: str, layout: dict, number: int, dense: bool, extra: random.Random | None = None
+) -> _Sheet:
+    """One page of the homework: the shared title block and answer style, problems of its own. With
+    `layout["headings"]`, print larger than the body that no other page repeats in its place, drawn from `extra`:
+    the title block on the first page only (later pages carry a small running header), a bold section heading or a
+    boxed instruction in a larger font between problems."""
     img = Image.new("RGB", (PAGE_W, PAGE_H), (255, 255, 255))
     draw = ImageDraw.Draw(img)
     body = _font(layout["font"], layout["size"] - (2 if dense else 0))
     title = _font(BOLD_FONTS[lang], layout["size"] + 10)
     margin = 56
-    draw.text((margin, 40), layout["title"], font=title, fill=(0, 0, 0))
+    headings = layout.get("headings", False) and extra is not None
+    if headings and layout.get("first_title_only") and number > 1:
+        draw.text((margin, 50), layout["title"], font=body, fill=(0, 0, 0))  # a running header, body size
+    else:
+        draw.text((margin, 40), layout["title"], font=title, fill=(0, 0, 0))
     draw.text((PAGE_W - margin - 120, 48), layout["name"], font=body, fill=(0, 0, 0))
     draw.line((margin, 88, PAGE_W - margin, 88), fill=(0, 0, 0), width=2)
     y = 108
@@ -112,6 +123,20 @@ def _worksheet(rng: random.Random, lang: str, layout: dict, number: int, dense: 
     answers, choices = [], []
     step = int(body.size * 1.55)
     while y < PAGE_H - 90:
+        if headings and extra is not None and y > 140 and extra.random() < 0.2:  # unrepeated larger print
+            big = _font(BOLD_FONTS[lang] if extra.random() < 0.6 else layout["font"], body.size + extra.randint(3, 9))
+            words = ("심화", "문제", "서술형", "다음을", "읽고", "답하시오", "단원", "평가") if lang == "ko" else (
+                "Part", "B", "word", "problems", "challenge", "read", "carefully", "review", "section")  # fmt: skip
+            text = " ".join(extra.choice(words) for _ in range(extra.randint(2, 5)))
+            if extra.random() < 0.4:  # a boxed instruction
+                width = draw.textlength(text, font=big)
+                draw.rectangle((margin, y, margin + width + 24, y + big.size + 16), outline=(0, 0, 0), width=1)
+                draw.text((margin + 12, y + 6), text, font=big, fill=(0, 0, 0))
+            else:
+                draw.text((margin + extra.randint(0, 40), y), text, font=big, fill=(0, 0, 0))
+            y += big.size + 24
+            if y >= PAGE_H - 90:
+                break
         draw.text((margin, y), f"{problem}.", font=body, fill=(0, 0, 0))
         lines = rng.randint(2, 4) if dense else rng.randint(1, 3)
         sparse = layout["sparse"] and not dense  # one short line per problem, a large answer space
@@ -164,12 +189,17 @@ def _glyph(rng: random.Random, x: float, base: float, h: float, slant: float) ->
     return strokes, w
 
 
-def _write(rng: random.Random, sheet: _Sheet, lang: str, share: float) -> list[np.ndarray]:
-    """The page's handwriting as answer layers (alpha 0-1, one per answer, so they can appear one by one)."""
+def _write(rng: random.Random, sheet: _Sheet, lang: str, share: float, small: float | None = None) -> list[np.ndarray]:
+    """The page's handwriting as answer layers (alpha 0-1, one per answer, so they can appear one by one); `small`
+    sets the writing's height (px) instead of the drawn 17-30: handwriting hardly larger than the print."""
     h = rng.uniform(17, 30)
+    h = small if small is not None else h
     width = rng.choice((1.5, 2.0, 2.5, 3.0))
     slant = rng.uniform(-0.1, 0.35)
-    use_font = lang == "ko" and rng.random() < 0.5
+    use_font = (lang == "ko" or small is not None) and rng.random() < 0.5
+    if small is not None:  # a small hand writes with a fine pen
+        width = min(width, 2.0)
+    glyphs = KO_SYLLABLES + "0123456789" if lang == "ko" else "abcdefghijklmnopqrstuvwxyz0123456789"
     layers = []
     areas = [a for a in sheet.answers if rng.random() < share] or sheet.answers[:1]
     for x0, y0, x1, y1 in areas:
@@ -183,7 +213,7 @@ def _write(rng: random.Random, sheet: _Sheet, lang: str, share: float) -> list[n
             drift = rng.uniform(-0.04, 0.04)
             while x < end - h:
                 if layer is not None:
-                    glyph = rng.choice(KO_SYLLABLES + "0123456789")
+                    glyph = rng.choice(glyphs)
                     font = _font(HAND_FONT, int(h * rng.uniform(1.1, 1.4)))
                     tile = Image.new("L", (int(h * 2), int(h * 2)), 0)
                     ImageDraw.Draw(tile).text((2, 2), glyph, font=font, fill=255)
@@ -323,13 +353,17 @@ def render_worksheet_clip(
     pen: str | None = None,
     far: bool | None = None,
     sparse: bool | None = None,
+    headings: bool | None = None,
+    small_hand: bool | None = None,
 ) -> Clip:
     """One video; page count, frame size, transitions (one per page change) and pen are drawn unless given; `plan`
     gives each page's writing: "blank", "dense" (dense print, blank), "written" (before filming) or "progressive";
     `far` and `sparse` are drawn for about a third of the seeds each, from an RNG of their own so the other draws
     stay as they were: `far`, the phone is held further away (the sheet fills 60-75 % of the frame's height);
     `sparse`, each problem is one short line over a large answer box, so the homework's shared title block is much
-    of what a page shows."""
+    of what a page shows; `headings` and `small_hand` (about two in five each, an RNG of their own too): print larger
+    than the body that no other page repeats in place (a section heading, a boxed instruction, the title block on the
+    first page only), and handwriting hardly larger than the print."""
     if not fonts_available():
         raise FontsMissing("worksheet videos need fonts-unfonts-core, fonts-baekmuk, fonts-liberation, fonts-freefont")
     rng = random.Random(seed * 104_729 + 7)
@@ -349,6 +383,14 @@ def render_worksheet_clip(
     style = random.Random(seed * 31 + 11)
     framing = 0.8 if (style.random() < 0.3 if far is None else far) else 1.0
     layout["sparse"] = style.random() < 0.3 if sparse is None else sparse
+    # Drawn from an RNG of their own, so the other draws stay as they were: about two videos in five carry print
+    # larger than the body that other pages do not repeat in place (`_worksheet`), and about two in five are written
+    # in a hand hardly larger than the print (lines of it 1.0-1.5 times as tall as lines of print).
+    extra = random.Random(seed * 53 + 19)
+    layout["headings"] = extra.random() < 0.4 if headings is None else headings
+    layout["first_title_only"] = extra.random() < 0.5
+    small_hand = extra.random() < 0.4 if small_hand is None else small_hand
+    hand_px = layout["size"] * (0.8 if lang == "ko" else 0.85) * extra.uniform(1.05, 1.6) if small_hand else None
     pen_name = pen or rng.choice(tuple(PENS))
     ink, pencil = PENS[pen_name], pen_name == "pencil"
     dense = [rng.random() < 0.25 for _ in range(count)]
@@ -358,8 +400,10 @@ def render_worksheet_clip(
         dense = [p == "dense" for p in plan]
         written = [p in ("written", "progressive") for p in plan]
         progressive = [p == "progressive" for p in plan]
-    sheets = [_worksheet(rng, lang, layout, n + 1, dense[n]) for n in range(count)]
-    layers = [_write(rng, s, lang, rng.uniform(0.3, 1.0)) if wr else [] for s, wr in zip(sheets, written, strict=True)]
+    sheets = [_worksheet(rng, lang, layout, n + 1, dense[n], extra) for n in range(count)]
+    layers = []
+    for sheet, wr in zip(sheets, written, strict=True):
+        layers.append(_write(rng, sheet, lang, rng.uniform(0.3, 1.0), hand_px) if wr else [])
     holds = [rng.uniform(1.8, max(1.8, max_hold_s)) for _ in range(count)]
     transitions = list(kinds or ()) or [rng.choice(("cut", "slide", "turn")) for _ in range(count - 1)]
     durations = {"cut": 0.0, "slide": rng.uniform(0.7, 1.1), "turn": rng.uniform(0.7, 1.1)}

@@ -43,7 +43,7 @@ def test_pen_ink_and_writing_while_held_are_written_and_dense_print_is_not(
         assert all((p["writing_score"] > 0) == p["written"] for p in pages)
 
 
-def test_tall_lines_unique_to_a_page_are_writing_and_a_repeated_title_is_not() -> None:
+def test_tall_lines_unique_to_a_page_are_writing_and_a_title_is_not() -> None:
     line = video._TextLine
     title = line(0.1, 0.5, 0.05, 0.030)  # on every page, in the same place, twice the print's height
     print_lines = [line(0.1, 0.9, 0.2 + 0.05 * k, 0.015) for k in range(12)]
@@ -59,6 +59,9 @@ def test_tall_lines_unique_to_a_page_are_writing_and_a_repeated_title_is_not() -
     assert alone == pytest.approx(0.5)
     ((only_title, _),) = video._tall_lines([(title, *print_lines)])
     assert only_title == 0.0
+    # A title block printed on the first page alone is print too: it stands at the sheet's top.
+    first_only = [(title, *print_lines), tuple(print_lines), (*print_lines, answer)]
+    assert [share for share, _ in video._tall_lines(first_only)] == [0.0, 0.0, pytest.approx(0.5)]
     # Ink that appeared while held is writing and progressive, whatever the lines say.
     appeared = video._Cues(new_ink=0.004, pen_ink=0.0, own_area=0.02).decide()
     assert appeared.written and appeared.progressive and appeared.score > 0
