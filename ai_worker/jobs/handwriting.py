@@ -54,6 +54,7 @@ CIRCLE_MIN_TEXT = 0.8  # rings at least 0.8 text heights across can be told roun
 CIRCLE_MAX_ASPECT = 1.2  # a drawn circle's box is square within 20 %; handwritten loops are taller than wide
 CIRCLE_MIN_ROUNDNESS = 0.85  # 4 pi area / perimeter^2 of a ring's outline and its hole: 1 circle, 0.79 square
 CIRCLE_MIN_HOLE = 0.4  # a ring's hole fills at least 40 % of it (a thin outline, not a blob)
+LOOP_MIN_LETTERS = 2  # a ring around 2 letters or more is a loop drawn round a choice, not a bubble
 TICK_MAX_TEXT = 5  # a straight-edged mark under 5 text heights ...
 TICK_MAX_UPRIGHT = 0.2  # ... with under 20 % of its edges upright is a tick (figures have level bases, rules)
 SHAPE_MIN_TEXT = 3  # drawings at least 3 text heights long are checked for straight edges
@@ -665,7 +666,8 @@ def _remove_rules(ink: np.ndarray, text_h: float) -> None:
 def _remove_drawings(ink: np.ndarray, text_h: float, gx: np.ndarray, gy: np.ndarray) -> None:
     """Erase, in place, the marks that are drawn with instruments rather than written.
 
-    - circles (answer bubbles, figure circles): a round outline around a round hole (`CIRCLE_MIN_ROUNDNESS`);
+    - circles (answer bubbles, figure circles): a round outline around a round hole (`CIRCLE_MIN_ROUNDNESS`), unless
+      it encloses `LOOP_MIN_LETTERS` letters (a loop drawn round a choice: "④ 63");
     - straight-edged drawings at least `SHAPE_MIN_TEXT` text heights long (rules and boxes at any skew, figure
       polylines): their contours reduce to long straight edges, at least `POLYGON_EDGE_TEXT` text heights per
       vertex (or `POLYGON_FEW_EDGE_TEXT` with at most `POLYGON_FEW_VERTICES` vertices), where writing turns every
@@ -674,13 +676,26 @@ def _remove_drawings(ink: np.ndarray, text_h: float, gx: np.ndarray, gy: np.ndar
     """
     count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     erase = np.zeros(count, bool)
+    letters = (stats[:, cv2.CC_STAT_HEIGHT] >= FOREIGN_LETTER_TEXT * text_h) & (
+        stats[:, cv2.CC_STAT_AREA] >= FOREIGN_LETTER_AREA * text_h**2
+    )
+    letters[0] = False
     for i in range(1, count):
         x, y, w, h, _ = stats[i]
         if max(w, h) < CIRCLE_MIN_TEXT * text_h:
             continue
         own = (labels[y : y + h, x : x + w] == i).astype(np.uint8)
         if _is_circle(own, w, h):
-            erase[i] = True
+            # A ring around two letters or more is a loop drawn round a choice ("④ 63"); a printed bubble or a
+            # circled digit holds one letter at most.
+            inside = (
+                letters
+                & (stats[:, 0] >= x)
+                & (stats[:, 1] >= y)
+                & (stats[:, 0] + stats[:, 2] <= x + w)
+                & (stats[:, 1] + stats[:, 3] <= y + h)
+            )
+            erase[i] = int(inside.sum()) - int(letters[i]) < LOOP_MIN_LETTERS
         elif max(w, h) >= SHAPE_MIN_TEXT * text_h and _is_polygon(own, text_h):
             tick = max(w, h) < TICK_MAX_TEXT * text_h and _upright_share(own, x, y, gx, gy, 0.0) < TICK_MAX_UPRIGHT
             erase[i] = not tick

@@ -285,6 +285,7 @@ CASE_KINDS = (
     "highlight_page",  # a few written lines (black pen or pencil too) under a highlighter swipe
     "faint_answer",  # one short answer (two or three marks) in faint, hard pencil: a third as dark as the print
     "keystone",  # print only, photographed from below or above: the lines' slope changes down the page
+    "ring",  # one round, closed loop around a printed choice (as round as a bubble, around its two or three letters)
 )
 
 
@@ -351,14 +352,17 @@ def _tick(rng: random.Random, layer: np.ndarray, cx: float, cy: float, s: float,
     _pen_stroke(layer, pts, width)
 
 
-def _loop(rng: random.Random, layer: np.ndarray, box: tuple, width: int) -> None:
-    """A hand-drawn loop around a box: one turn and a bit, its radius drifting so its ends overlap apart."""
+def _loop(rng: random.Random, layer: np.ndarray, box: tuple, width: int, round_: bool = False) -> None:
+    """A hand-drawn loop around a box: one turn and a bit, its radius drifting so its ends overlap apart; `round_`:
+    a circle round the box's longer side, closing on itself."""
     x0, y0, x1, y1 = box
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     a, b = (x1 - x0) / 2 * rng.uniform(1.15, 1.5), (y1 - y0) / 2 * rng.uniform(1.3, 1.9)
+    if round_:
+        a = b = max(x1 - x0, y1 - y0) / 2 * rng.uniform(1.05, 1.25)
     start = rng.uniform(0, math.tau)
     t = np.linspace(start, start + math.tau * rng.uniform(1.03, 1.15), 90)
-    drift = np.linspace(1.0, rng.uniform(0.85, 1.12), len(t))
+    drift = np.linspace(1.0, rng.uniform(0.96, 1.04) if round_ else rng.uniform(0.85, 1.12), len(t))
     pts = [(cx + a * d * math.cos(v), cy + b * d * math.sin(v)) for v, d in zip(t, drift, strict=True)]
     _pen_stroke(layer, pts, width)
 
@@ -465,7 +469,7 @@ def render_case(seed: int, kind: str) -> Case:
             cv2.fillPoly(band, [pts], 1.0)
         band = cv2.GaussianBlur(band, (0, 0), rng.uniform(0.8, 3.0)) * rng.uniform(0.6, 0.95)
         canvas *= 1 - band[..., None] * (1 - tint[None, None, :] / 255)
-    written = kind in ("tick", "circle", "answer", "page", "highlight_page", "lowres_page", "faint_answer")
+    written = kind in ("tick", "circle", "answer", "page", "highlight_page", "lowres_page", "faint_answer", "ring")
     if written:
         pen = "pencil" if kind == "faint_answer" else rng.choice(tuple(PEN_BGR))
         layer = np.full((height, width), 255, np.uint8)
@@ -478,8 +482,8 @@ def render_case(seed: int, kind: str) -> Case:
             else:
                 x0, y0, x1, y1 = rng.choice(spaces)
                 _tick(rng, layer, rng.uniform(x0 + 60, x1 - 60), (y0 + y1) / 2, hand * rng.uniform(1.0, 1.8), stroke)
-        elif kind == "circle" and choices:
-            _loop(rng, layer, rng.choice(choices), stroke)
+        elif kind in ("circle", "ring") and choices:
+            _loop(rng, layer, rng.choice(choices), stroke, round_=kind == "ring")
         else:
             look = {"height": hand, "width": stroke, "ink": 0, "loop": rng.uniform(0.1, 0.4), "slant": 0.15}
             x0, y0, x1, y1 = rng.choice(spaces)
