@@ -804,8 +804,8 @@ def _line_slope(line: _Line, tol: float) -> float | None:
 
 
 def _page_slope(long_lines: list[_Line], tol: float) -> tuple[float, Callable[[float], float]]:
-    """(the median baseline slope of the long lines whose bottom contour mostly lies on a straight line, 0 if none;
-    the slope at a height of the page).
+    """(the median baseline slope of the long lines whose bottom contour mostly lies on a straight line, 0 if none or
+    if more of the long lines' contours lie along 0; the slope at a height of the page).
 
     A photographed page's perspective changes the slope steadily down the page (a keystone: 0.03 at the top, -0.02
     at the bottom), and so does a page curling off the glass: with `PERSPECTIVE_MIN_LINES` such lines or more, the
@@ -820,6 +820,15 @@ def _page_slope(long_lines: list[_Line], tol: float) -> tuple[float, Callable[[f
             slopes.append(slope)
             heights.append(line.y + line.own.shape[0] / 2)
     median = float(np.median(slopes)) if slopes else 0.0
+    if median and len(slopes) < len(long_lines):
+        # Few lines fitted well (a low-resolution scan's whole-pixel baselines; descenders): the median of two bad
+        # fits can be far off. The scanner's own axis is the other candidate; the one more of the long lines' bottom
+        # contours lie along wins.
+        def along(slope: float) -> float:
+            return sum(_share_on_line(line.xs, line.bottoms, slope, tol) for line in long_lines)
+
+        if along(0.0) > along(median):
+            median = 0.0
     if len(slopes) < PERSPECTIVE_MIN_LINES:
         return median, lambda _y: median
     ys, ss = np.array(heights), np.array(slopes)
