@@ -32,6 +32,7 @@ Scores (all in [0, 1]):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -53,6 +54,7 @@ CIRCLE_MIN_TEXT = 0.8  # rings at least 0.8 text heights across can be told roun
 CIRCLE_MAX_ASPECT = 1.2  # a drawn circle's box is square within 20 %; handwritten loops are taller than wide
 CIRCLE_MIN_ROUNDNESS = 0.85  # 4 pi area / perimeter^2 of a ring's outline and its hole: 1 circle, 0.79 square
 CIRCLE_MIN_HOLE = 0.4  # a ring's hole fills at least 40 % of it (a thin outline, not a blob)
+LOOP_MIN_LETTERS = 2  # a ring around 2 letters or more is a loop drawn round a choice, not a bubble
 TICK_MAX_TEXT = 5  # a straight-edged mark under 5 text heights ...
 TICK_MAX_UPRIGHT = 0.2  # ... with under 20 % of its edges upright is a tick (figures have level bases, rules)
 SHAPE_MIN_TEXT = 3  # drawings at least 3 text heights long are checked for straight edges
@@ -66,6 +68,9 @@ WORD_JOIN_TEXT = 1.5  # marks closer than 1.5 text heights join one line
 LINE_JOIN_DOWN_TEXT = 0.0  # no vertical joining: stacked written lines stay apart
 BASELINE_TOL_TEXT = 0.1  # a contour column within 0.1 text heights (>= 1 px) of a straight line is on it
 SKEW_MIN_TEXT = 10  # lines at least 10 text heights long measure the page's skew
+PERSPECTIVE_MIN_LINES = 4  # with 4 such lines, the slope is fitted as it changes down the page (a photograph) ...
+PERSPECTIVE_OUTLIER = 0.005  # ... without the lines off the fit by more than 0.005 (0.3 degrees), ...
+PERSPECTIVE_MIN_CHANGE = 0.01  # ... when it changes by 0.01 (0.6 degrees) or more from the top line to the bottom
 # Shares of a line's bottom and top contours on straight lines of the page's slope (generated pages, lines >= 10
 # text heights: print 1st percentile 1.01 together, 0.51 bottom; writing 95th percentile 0.82 together, 0.53 bottom).
 PRINTED_MIN_ON_BASELINE = 0.4  # a printed line has at least 40 % of its bottom contour on a straight baseline ...
@@ -91,7 +96,15 @@ UPRIGHT_MIN_SHARE = 0.4  # a line with 40 % of its edge strength upright is type
 UPRIGHT_MIN_ALIGNED = 0.6  # ... when its bottom and top contours are also fairly straight (print 5th pct 0.74)
 UPRIGHT_MAX_SIZE = 5.0  # ... and its letters at most 5 text heights tall (titles; large writing is not upright)
 UPRIGHT_ANY_SHARE = 0.46  # 46 % upright: type whatever its contours (generated handwriting: 95th percentile 0.40)
-PEN_MAX_UPRIGHT = 0.7  # coloured lines this upright are ruled (printed grid boxes, coloured rules), not pen
+PEN_MAX_UPRIGHT = 0.7  # coloured lines this upright are ruled (printed grid boxes, coloured rules), not pen, ...
+PEN_RULED_UPRIGHT = 0.5  # ... and so are those this upright with half their ink (`PEN_RULED_SHARE`) on straight
+PEN_RULED_SHARE = 0.5  # level or plumb runs of `PEN_RULED_RUN_TEXT` text heights: a box with black print touching
+PEN_RULED_RUN_TEXT = 0.8  # it (joined, they are one mark; the print's curves lower its upright share below 0.7)
+FAINT_MAX_TEXT = 8  # a line under 8 text heights long (a number, a word, a short calculation) ...
+FAINT_MIN_TEXT = 1.0  # ... and at least 1 long, ...
+FAINT_MIN_SIZE = 0.8  # ... its letters at least 0.8 text heights tall ...
+FAINT_INK_SHARE = 0.5  # ... whose ink is at most half as dark as the print's is another instrument's (pencil)
+FAINT_MIN_LINES = 3  # the print's darkness: the median over the page's long printed lines, when it has 3
 FOREIGN_MIN_SIZE = 1.7  # a curved mark in a printed line 1.7x as tall as its tallest other marks, ...
 FOREIGN_LOOP_SIZE = 1.3  # ... or 1.3x and around one of them (a loop around a choice) or slanted (a tick), ...
 FOREIGN_MIN_TEXT = 1.2  # ... at least 1.2 text heights tall ...
@@ -160,8 +173,8 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
     """Measure the handwriting in a grayscale page or region; `color`, the same region in BGR, adds the colour cues
     (chromatic pen ink is writing, highlighter swipes and red stamps are not)."""
     region_area = float(gray.shape[0] * gray.shape[1])
-    if color is not None and (color.ndim != 3 or color.shape[:2] != gray.shape):
-        color = None
+    if color is not None and (color.ndim != 3 or color.shape[:2] != gray.shape or _is_grey(color)):
+        color = None  # a grey image in colour (a grey JPEG or PNG decoded to BGR) has no colour cue to give
     if not _looks_like_page(gray, color):
         return _nothing(gray, is_page=False)
     noise = _noise_level(gray)
@@ -220,7 +233,10 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
         pen = _pen_ink(ink, color, _paper_beside(color, text_h, paper_close)[1])
         ink = cv2.subtract(ink, pen)  # the rest, print and pencil or black pen, is judged line by line below
         for line in _lines(pen, text_h):
-            if _upright_share(line.own, line.x, line.y, gx, gy, 0.0) >= PEN_MAX_UPRIGHT:
+            upright = _upright_share(line.own, line.x, line.y, gx, gy, 0.0)
+            if upright >= PEN_MAX_UPRIGHT or (
+                upright >= PEN_RULED_UPRIGHT and _ruled_share(line.own, text_h) >= PEN_RULED_SHARE
+            ):
                 printed_lines += 1
                 continue
             written_lines += 1
@@ -230,19 +246,35 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
     # Every printed line of a page shares one slope (the scan's skew); measured on long lines, where it is certain,
     # it lets short ones ("(4) 7", a lone label) be judged on a straight baseline with no slope of their own to fit.
     tol = max(1.0, BASELINE_TOL_TEXT * text_h)
-    slope = _page_slope([line for line in lines if len(line.xs) >= SKEW_MIN_TEXT * text_h], tol)
-    on_baseline = [_share_on_line(line.xs, line.bottoms, slope, tol) for line in lines]
-    on_topline = [_share_on_line(line.xs, line.tops, slope, tol) for line in lines]
+    # A photographed page's perspective turns its lines by a little more at each step down the page: each line is
+    # also judged at the slope the page's lines have at its height (`_page_slope`), and keeps the better share.
+    slope, local = _page_slope([line for line in lines if len(line.xs) >= SKEW_MIN_TEXT * text_h], tol)
+    slopes = [local(line.y + line.own.shape[0] / 2) for line in lines]
+    on_baseline = [_best_share(line.xs, line.bottoms, (slope, s), tol) for line, s in zip(lines, slopes, strict=True)]
+    on_topline = [_best_share(line.xs, line.tops, (slope, s), tol) for line, s in zip(lines, slopes, strict=True)]
     # The page's print size: the typical letter height of the lines that sit on a straight baseline.
     baseline_heights = [line.size for line, on in zip(lines, on_baseline, strict=True) if on >= PRINTED_MIN_ON_BASELINE]
     print_size = float(np.median(baseline_heights)) if baseline_heights else 0.0
     marks: list[np.ndarray] = []  # the ink's marks (labels, stats), labelled when first needed
-    for line, bottom, top in zip(lines, on_baseline, on_topline, strict=True):
+    uprights = [_upright_share(line.own, line.x, line.y, gx, gy, s) for line, s in zip(lines, slopes, strict=True)]
+    printed = [
+        _is_printed(bottom, top, line.size / print_size if print_size else math.inf, len(line.xs) / text_h)
+        or _is_upright_type(upright, bottom + top, line.size / text_h)
+        for line, bottom, top, upright in zip(lines, on_baseline, on_topline, uprights, strict=True)
+    ]
+    # A short line can sit on a straight baseline by chance (a two-digit answer): when its ink is much fainter than
+    # the print's (pencil beside laser print), it is another instrument's, and clearly written (`_fainter_than_print`).
+    fainter = _fainter_than_print(gray, lines, printed, uprights, text_h)
+    for line, bottom, top, slope, upright, is_print, faint in zip(
+        lines, on_baseline, on_topline, slopes, uprights, printed, fainter, strict=True
+    ):
         relative_size = line.size / print_size if print_size else math.inf
-        upright = _upright_share(line.own, line.x, line.y, gx, gy, slope)
-        if _is_printed(bottom, top, relative_size, len(line.xs) / text_h) or _is_upright_type(
-            upright, bottom + top, line.size / text_h
-        ):
+        if faint:
+            written_lines += 1
+            _paint(written, line.own, line.x, line.y)
+            _paint(clear, line.own, line.x, line.y)
+            continue
+        if is_print:
             printed_lines += 1
             # A printed line can hold a written mark: a loop drawn around a choice, a tick beside it.
             marks = marks or list(cv2.connectedComponentsWithStats(ink, connectivity=8)[1:3])
@@ -294,6 +326,12 @@ def _channel_extremes(color: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     over the 3-channel axis is ten times slower)."""
     b, g, r = cv2.split(color)
     return cv2.max(cv2.max(b, g), r), cv2.min(cv2.min(b, g), r)
+
+
+def _is_grey(color: np.ndarray) -> bool:
+    """Whether every pixel's channels are equal (then the colour cues find nothing, and cost a third of the time)."""
+    b, g, r = cv2.split(color)
+    return not (cv2.countNonZero(cv2.absdiff(b, g)) or cv2.countNonZero(cv2.absdiff(g, r)))
 
 
 def _nothing(gray: np.ndarray, *, is_page: bool) -> Measure:
@@ -514,6 +552,54 @@ def _pen_ink(ink: np.ndarray, color: np.ndarray, paper: np.ndarray) -> np.ndarra
     return coloured[labels].astype(np.uint8)
 
 
+def _ruled_share(own: np.ndarray, text_h: float) -> float:
+    """The share of a mark's ink on straight level or plumb runs `PEN_RULED_RUN_TEXT` text heights long: the sides
+    of a box or a rule, where a pen's strokes bend and slant."""
+    k = max(5, round(PEN_RULED_RUN_TEXT * text_h))
+    ink = own.astype(np.uint8)
+    runs = cv2.bitwise_or(
+        cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (k, 1))),
+        cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, k))),
+    )
+    runs = cv2.bitwise_and(cv2.dilate(runs, np.ones((3, 3), np.uint8)), ink)  # with the anti-aliased fringe
+    return float(runs.sum()) / max(1, int(ink.sum()))
+
+
+def _ink_darkness(gray: np.ndarray, line: _Line, text_h: float) -> float:
+    """How much darker than the paper around it a line's darkest ink is (grey levels): the 90th percentile of its
+    box grown by half a text height (paper) minus the 10th percentile of its ink."""
+    h, w = line.own.shape
+    m = max(2, round(text_h / 2))
+    around = gray[max(0, line.y - m) : line.y + h + m, max(0, line.x - m) : line.x + w + m]
+    ink = gray[line.y : line.y + h, line.x : line.x + w][line.own]
+    return float(np.percentile(around, 90) - np.percentile(ink, 10))
+
+
+def _fainter_than_print(
+    gray: np.ndarray, lines: list[_Line], printed: list[bool], uprights: list[float], text_h: float
+) -> list[bool]:
+    """For each line, whether it is a short line (taken for print or not) clearly in another instrument's ink: under
+    `FAINT_MAX_TEXT` text heights long and at least `FAINT_MIN_TEXT`, not upright (`CLEAR_MAX_UPRIGHT`), its letters
+    at least `FAINT_MIN_SIZE` text heights tall, and at most `FAINT_INK_SHARE` as dark as the page's long printed
+    lines (their median; one printer prints them all alike). Pencil is grey where laser and inkjet print is black; a
+    short printed label is as dark as the text around it (print in grey at half the body's darkness is not told
+    from pencil this way)."""
+    out = [False] * len(lines)
+    long_print = [line for line, p in zip(lines, printed, strict=True) if p and len(line.xs) >= LONG_LINE_TEXT * text_h]
+    if len(long_print) < FAINT_MIN_LINES:
+        return out
+    reference = 0.0
+    for k, (line, upright) in enumerate(zip(lines, uprights, strict=True)):
+        if upright >= CLEAR_MAX_UPRIGHT or not FAINT_MIN_TEXT * text_h <= len(line.xs) < FAINT_MAX_TEXT * text_h:
+            continue
+        if line.size < FAINT_MIN_SIZE * text_h:
+            continue  # a blotch of a textured paper's grain is faint too, but no letter's height
+        if not reference:
+            reference = float(np.median([_ink_darkness(gray, other, text_h) for other in long_print]))
+        out[k] = _ink_darkness(gray, line, text_h) <= FAINT_INK_SHARE * reference
+    return out
+
+
 def _is_printed(bottom: float, top: float, relative_size: float, length: float) -> bool:
     """Whether a line is print, from the shares of its bottom and top contours on straight lines of the page's slope,
     its letter height relative to the page's print size and its length in text heights."""
@@ -580,7 +666,8 @@ def _remove_rules(ink: np.ndarray, text_h: float) -> None:
 def _remove_drawings(ink: np.ndarray, text_h: float, gx: np.ndarray, gy: np.ndarray) -> None:
     """Erase, in place, the marks that are drawn with instruments rather than written.
 
-    - circles (answer bubbles, figure circles): a round outline around a round hole (`CIRCLE_MIN_ROUNDNESS`);
+    - circles (answer bubbles, figure circles): a round outline around a round hole (`CIRCLE_MIN_ROUNDNESS`), unless
+      it encloses `LOOP_MIN_LETTERS` letters (a loop drawn round a choice: "④ 63");
     - straight-edged drawings at least `SHAPE_MIN_TEXT` text heights long (rules and boxes at any skew, figure
       polylines): their contours reduce to long straight edges, at least `POLYGON_EDGE_TEXT` text heights per
       vertex (or `POLYGON_FEW_EDGE_TEXT` with at most `POLYGON_FEW_VERTICES` vertices), where writing turns every
@@ -589,13 +676,26 @@ def _remove_drawings(ink: np.ndarray, text_h: float, gx: np.ndarray, gy: np.ndar
     """
     count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     erase = np.zeros(count, bool)
+    letters = (stats[:, cv2.CC_STAT_HEIGHT] >= FOREIGN_LETTER_TEXT * text_h) & (
+        stats[:, cv2.CC_STAT_AREA] >= FOREIGN_LETTER_AREA * text_h**2
+    )
+    letters[0] = False
     for i in range(1, count):
         x, y, w, h, _ = stats[i]
         if max(w, h) < CIRCLE_MIN_TEXT * text_h:
             continue
         own = (labels[y : y + h, x : x + w] == i).astype(np.uint8)
         if _is_circle(own, w, h):
-            erase[i] = True
+            # A ring around two letters or more is a loop drawn round a choice ("④ 63"); a printed bubble or a
+            # circled digit holds one letter at most.
+            inside = (
+                letters
+                & (stats[:, 0] >= x)
+                & (stats[:, 1] >= y)
+                & (stats[:, 0] + stats[:, 2] <= x + w)
+                & (stats[:, 1] + stats[:, 3] <= y + h)
+            )
+            erase[i] = int(inside.sum()) - int(letters[i]) < LOOP_MIN_LETTERS
         elif max(w, h) >= SHAPE_MIN_TEXT * text_h and _is_polygon(own, text_h):
             tick = max(w, h) < TICK_MAX_TEXT * text_h and _upright_share(own, x, y, gx, gy, 0.0) < TICK_MAX_UPRIGHT
             erase[i] = not tick
@@ -703,14 +803,50 @@ def _line_slope(line: _Line, tol: float) -> float | None:
     return float(slope)
 
 
-def _page_slope(long_lines: list[_Line], tol: float) -> float:
-    """The median baseline slope of the long lines whose bottom contour mostly lies on a straight line; 0 if none."""
-    slopes = []
+def _page_slope(long_lines: list[_Line], tol: float) -> tuple[float, Callable[[float], float]]:
+    """(the median baseline slope of the long lines whose bottom contour mostly lies on a straight line, 0 if none or
+    if more of the long lines' contours lie along 0; the slope at a height of the page).
+
+    A photographed page's perspective changes the slope steadily down the page (a keystone: 0.03 at the top, -0.02
+    at the bottom), and so does a page curling off the glass: with `PERSPECTIVE_MIN_LINES` such lines or more, the
+    slope at height y is a straight-line fit of their slopes against their heights, refitted without the lines off
+    it by more than `PERSPECTIVE_OUTLIER` (a written line that happened to be straight keeps its own tilt), when it
+    changes by `PERSPECTIVE_MIN_CHANGE` or more between them (less: a flat scan, whose slope is the median).
+    """
+    slopes, heights = [], []
     for line in long_lines:
         slope = _line_slope(line, tol)
         if slope is not None and _share_on_line(line.xs, line.bottoms, slope, tol) >= PRINTED_MIN_ON_BASELINE:
             slopes.append(slope)
-    return float(np.median(slopes)) if slopes else 0.0
+            heights.append(line.y + line.own.shape[0] / 2)
+    median = float(np.median(slopes)) if slopes else 0.0
+    if median and len(slopes) < len(long_lines):
+        # Few lines fitted well (a low-resolution scan's whole-pixel baselines; descenders): the median of two bad
+        # fits can be far off. The scanner's own axis is the other candidate; the one more of the long lines' bottom
+        # contours lie along wins.
+        def along(slope: float) -> float:
+            return sum(_share_on_line(line.xs, line.bottoms, slope, tol) for line in long_lines)
+
+        if along(0.0) > along(median):
+            median = 0.0
+    if len(slopes) < PERSPECTIVE_MIN_LINES:
+        return median, lambda _y: median
+    ys, ss = np.array(heights), np.array(slopes)
+    keep = np.abs(ss - median) <= PERSPECTIVE_OUTLIER * 6
+    for _ in range(2):
+        if keep.sum() < PERSPECTIVE_MIN_LINES or np.ptp(ys[keep]) <= 0:
+            return median, lambda _y: median
+        gain, offset = np.polyfit(ys[keep], ss[keep], 1)
+        keep = np.abs(ss - (gain * ys + offset)) <= PERSPECTIVE_OUTLIER
+    if abs(gain) * np.ptp(ys) < PERSPECTIVE_MIN_CHANGE:
+        return median, lambda _y: median  # a flat scan: one slope, the lines' median
+    return median, lambda y: float(gain * y + offset)
+
+
+def _best_share(xs: np.ndarray, ys: np.ndarray, slopes: tuple[float, float], tol: float) -> float:
+    """The larger share of a contour on a straight line at either slope (the page's, the local one)."""
+    first = _share_on_line(xs, ys, slopes[0], tol)
+    return first if slopes[1] == slopes[0] else max(first, _share_on_line(xs, ys, slopes[1], tol))
 
 
 def _share_on_line(xs: np.ndarray, ys: np.ndarray, slope: float, tol: float) -> float:
@@ -740,7 +876,12 @@ def _digit_share(written: np.ndarray) -> tuple[float, int]:
 def _stroke_width(written: np.ndarray) -> float:
     from skimage.morphology import skeletonize
 
-    length = int(skeletonize(written > 0).sum())
+    rows, cols = np.flatnonzero(written.any(axis=1)), np.flatnonzero(written.any(axis=0))
+    if not len(rows):
+        return 0.0
+    # Thinning is local: the box of the writing with a pixel of margin thins alike, for a fraction of a page's cost.
+    box = written[max(0, rows[0] - 1) : rows[-1] + 2, max(0, cols[0] - 1) : cols[-1] + 2]
+    length = int(skeletonize(box > 0).sum())
     return float(written.sum()) / length if length else 0.0
 
 

@@ -283,6 +283,9 @@ CASE_KINDS = (
     "answer",  # one short answer (a number or a word) in an answer space or after a label
     "page",  # a few written lines
     "highlight_page",  # a few written lines (black pen or pencil too) under a highlighter swipe
+    "faint_answer",  # one short answer (two or three marks) in faint, hard pencil: a third as dark as the print
+    "keystone",  # print only, photographed from below or above: the lines' slope changes down the page
+    "ring",  # one round, closed loop around a printed choice (as round as a bubble, around its two or three letters)
 )
 
 
@@ -349,14 +352,17 @@ def _tick(rng: random.Random, layer: np.ndarray, cx: float, cy: float, s: float,
     _pen_stroke(layer, pts, width)
 
 
-def _loop(rng: random.Random, layer: np.ndarray, box: tuple, width: int) -> None:
-    """A hand-drawn loop around a box: one turn and a bit, its radius drifting so its ends overlap apart."""
+def _loop(rng: random.Random, layer: np.ndarray, box: tuple, width: int, round_: bool = False) -> None:
+    """A hand-drawn loop around a box: one turn and a bit, its radius drifting so its ends overlap apart; `round_`:
+    a circle round the box's longer side, closing on itself."""
     x0, y0, x1, y1 = box
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     a, b = (x1 - x0) / 2 * rng.uniform(1.15, 1.5), (y1 - y0) / 2 * rng.uniform(1.3, 1.9)
+    if round_:
+        a = b = max(x1 - x0, y1 - y0) / 2 * rng.uniform(1.05, 1.25)
     start = rng.uniform(0, math.tau)
     t = np.linspace(start, start + math.tau * rng.uniform(1.03, 1.15), 90)
-    drift = np.linspace(1.0, rng.uniform(0.85, 1.12), len(t))
+    drift = np.linspace(1.0, rng.uniform(0.96, 1.04) if round_ else rng.uniform(0.85, 1.12), len(t))
     pts = [(cx + a * d * math.cos(v), cy + b * d * math.sin(v)) for v, d in zip(t, drift, strict=True)]
     _pen_stroke(layer, pts, width)
 
@@ -370,6 +376,21 @@ def _camera(rng: random.Random, image: np.ndarray) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     fall = 1 - rng.uniform(0.1, 0.25) * (((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2) * 2
     return np.clip(out * fall[..., None], 0, 255).astype(np.uint8)
+
+
+def _keystone(rng: random.Random, image: np.ndarray) -> np.ndarray:
+    """A phone held off to the left or right of the page: the far side shrinks by 2.5-6 % of the page's height, so
+    each printed line has its own slope (the top and bottom lines 2-5 degrees apart), and the page turns a little."""
+    h, w = image.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    squeeze = h * rng.uniform(0.012, 0.03)
+    turn = w * rng.uniform(-0.01, 0.01)
+    far = (0, 3) if rng.random() < 0.5 else (1, 2)  # the left or the right side is the far one
+    dst = src.copy()
+    dst[far[0], 1] += squeeze
+    dst[far[1], 1] -= squeeze
+    dst[:, 1] += np.float32([-turn, turn, turn, -turn])
+    return cv2.warpPerspective(image, cv2.getPerspectiveTransform(src, dst), (w, h), borderValue=(60, 70, 80))
 
 
 def render_case(seed: int, kind: str) -> Case:
@@ -448,9 +469,9 @@ def render_case(seed: int, kind: str) -> Case:
             cv2.fillPoly(band, [pts], 1.0)
         band = cv2.GaussianBlur(band, (0, 0), rng.uniform(0.8, 3.0)) * rng.uniform(0.6, 0.95)
         canvas *= 1 - band[..., None] * (1 - tint[None, None, :] / 255)
-    written = kind in ("tick", "circle", "answer", "page", "highlight_page", "lowres_page")
+    written = kind in ("tick", "circle", "answer", "page", "highlight_page", "lowres_page", "faint_answer", "ring")
     if written:
-        pen = rng.choice(tuple(PEN_BGR))
+        pen = "pencil" if kind == "faint_answer" else rng.choice(tuple(PEN_BGR))
         layer = np.full((height, width), 255, np.uint8)
         stroke = 2 if pen == "pencil" else rng.choice((2, 2, 3))
         hand = rng.uniform(18, 30)
@@ -461,8 +482,8 @@ def render_case(seed: int, kind: str) -> Case:
             else:
                 x0, y0, x1, y1 = rng.choice(spaces)
                 _tick(rng, layer, rng.uniform(x0 + 60, x1 - 60), (y0 + y1) / 2, hand * rng.uniform(1.0, 1.8), stroke)
-        elif kind == "circle" and choices:
-            _loop(rng, layer, rng.choice(choices), stroke)
+        elif kind in ("circle", "ring") and choices:
+            _loop(rng, layer, rng.choice(choices), stroke, round_=kind == "ring")
         else:
             look = {"height": hand, "width": stroke, "ink": 0, "loop": rng.uniform(0.1, 0.4), "slant": 0.15}
             x0, y0, x1, y1 = rng.choice(spaces)
@@ -473,11 +494,13 @@ def render_case(seed: int, kind: str) -> Case:
                     )
             else:
                 x = rng.uniform(x0, x0 + 200)
-                for _ in range(rng.randint(1, 3)):
+                for _ in range(rng.randint(2, 3) if kind == "faint_answer" else rng.randint(1, 3)):
                     draw = _digit if rng.random() < 0.6 else _cursive_word
                     x = draw(rng, layer, x, (y0 + y1) / 2, hand, look)
         alpha = 1 - layer.astype(np.float32) / 255
-        if pen == "pencil":
+        if kind == "faint_answer":  # hard pencil, pressed lightly: grey strokes 50-100 levels below the paper
+            alpha *= nrng.uniform(0.45, 0.85, alpha.shape).astype(np.float32) * rng.uniform(0.7, 0.95)
+        elif pen == "pencil":
             alpha *= nrng.uniform(0.4, 0.9, alpha.shape).astype(np.float32)
         tint = np.array(PEN_BGR[pen], np.float32) / 255
         canvas *= 1 - alpha[..., None] * (1 - tint[None, None, :])
@@ -489,7 +512,9 @@ def render_case(seed: int, kind: str) -> Case:
             canvas *= 1 - band[..., None] * (1 - shade[None, None, :])
     image = np.clip(canvas, 0, 255).astype(np.uint8)
     low = kind in ("lowres", "lowres_scan", "lowres_page")
-    if not low and rng.random() < 0.25:
+    if kind == "keystone":
+        image = _keystone(rng, image)
+    elif not low and rng.random() < 0.25:
         image = _camera(rng, image)
     heavy = kind == "noise"
     image = image.astype(np.float32) + nrng.normal(
