@@ -201,9 +201,12 @@ def load_model(path: str, device: str) -> Encoder:
 
         tokenizer = AutoTokenizer.from_pretrained(str(layout.transformer_dir), local_files_only=True)
         model = AutoModel.from_pretrained(str(layout.transformer_dir), local_files_only=True)
+        # fp16 on CUDA, fp32 on CPU, whatever dtype the checkpoint was saved in (transformers 5 loads it as saved).
         model.to(device)
         if device == "cuda":
             model.half()
+        else:
+            model.float()
         model.eval()
         limits = [layout.max_seq_length or tokenizer.model_max_length]
         positions = getattr(model.config, "max_position_embeddings", -1)

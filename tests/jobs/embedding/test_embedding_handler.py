@@ -118,7 +118,12 @@ def test_a_model_with_modules_the_loader_does_not_run_is_refused(
 def test_the_layout_follows_the_model_configuration() -> None:
     layout = embedding.read_layout(Path(MODEL_PATH))
     assert (layout.transformer_dir, layout.pooling, layout.max_seq_length) == (Path(MODEL_PATH), "mean_tokens", 256)
-    assert embedding.load_model(MODEL_PATH, "cpu").max_length == 256
+    encoder = embedding.load_model(MODEL_PATH, "cpu")
+    assert encoder.max_length == 256 and encoder.device == "cpu"
+    import torch
+
+    assert {(p.dtype, p.device.type) for p in encoder.model.parameters()} == {(torch.float32, "cpu")}
+    assert not encoder.model.training
 
 
 def test_model_stays_warm_between_jobs() -> None:
