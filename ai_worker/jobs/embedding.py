@@ -22,6 +22,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ class Encoder:
     max_length: int
     pooling: str  # one of POOLING_MODES
     lowercase: bool
+    inputs: frozenset[str]  # the tokenizer outputs the model's forward takes (not every model takes token_type_ids)
 
 
 _MODELS: dict[tuple[str, str], Encoder] = {}
@@ -212,7 +214,8 @@ def load_model(path: str, device: str) -> Encoder:
         positions = getattr(model.config, "max_position_embeddings", -1)
         if isinstance(positions, int) and positions > 0:
             limits.append(positions)
-        _MODELS[key] = Encoder(tokenizer, model, device, min(limits), layout.pooling, layout.lowercase)
+        inputs = frozenset(inspect.signature(model.forward).parameters)
+        _MODELS[key] = Encoder(tokenizer, model, device, min(limits), layout.pooling, layout.lowercase, inputs)
     return _MODELS[key]
 
 
@@ -283,7 +286,8 @@ def embed(encoder: Encoder, texts: list[str], batch_size: int) -> np.ndarray:
             tokens = encoder.tokenizer(
                 batch, padding=True, truncation=True, max_length=encoder.max_length, return_tensors="pt"
             ).to(encoder.device)
-            hidden = encoder.model(**tokens).last_hidden_state.float()  # pooled in fp32 after an fp16 pass
+            fed = {name: value for name, value in tokens.items() if name in encoder.inputs}
+            hidden = encoder.model(**fed).last_hidden_state.float()  # pooled in fp32 after an fp16 pass
             pooled = _pool(hidden, tokens["attention_mask"], encoder.pooling).cpu().numpy()
             if vectors.shape[1] == 0:
                 vectors = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)

@@ -120,6 +120,7 @@ def test_the_layout_follows_the_model_configuration() -> None:
     assert (layout.transformer_dir, layout.pooling, layout.max_seq_length) == (Path(MODEL_PATH), "mean_tokens", 256)
     encoder = embedding.load_model(MODEL_PATH, "cpu")
     assert encoder.max_length == 256 and encoder.device == "cpu"
+    assert {"input_ids", "attention_mask", "token_type_ids"} <= encoder.inputs  # what BERT's forward takes
     import torch
 
     assert {(p.dtype, p.device.type) for p in encoder.model.parameters()} == {(torch.float32, "cpu")}
