@@ -20,10 +20,21 @@ from ai_worker.local_backend import aws_configuration, resolve_backend
 
 FFMPEG_PROBE_TIMEOUT_S = 10.0
 CUDA_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+# Where a CUDA device can be, the NVIDIA driver shows itself: on Linux its device nodes and /proc entry (inside a
+# container given a GPU too), on WSL 2 the GPU bridge. On Linux or macOS without any of them there is no CUDA device.
+NVIDIA_DRIVER_PATHS = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/version", "/dev/dxg")
+
+
+def _no_nvidia_driver() -> bool:
+    return sys.platform in ("linux", "darwin") and not any(os.path.exists(p) for p in NVIDIA_DRIVER_PATHS)
 
 
 def cuda_device() -> str | None:
-    """The name of CUDA device 0, or None when torch is missing, built without CUDA, or sees no device."""
+    """The name of CUDA device 0, or None when torch is missing, built without CUDA, or sees no device. Without an
+    NVIDIA driver on the machine the answer is None without importing torch (about 2 CPU-s and 300 MB for a gpu
+    worker's start check or the demo's labels, on a machine that cannot have a device)."""
+    if _no_nvidia_driver():
+        return None
     try:
         import torch
     except ImportError:

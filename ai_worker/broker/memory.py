@@ -54,6 +54,7 @@ class MemoryBroker:
         self._ids = itertools.count(1)
         self.fail_sends: set[str] = set()
         self.calls: dict[str, int] = {}  # operation -> count, like a botocore event hook would count
+        self.receives: dict[str, int] = {}  # queue -> ReceiveMessage calls on it
 
     # --- provisioning and inspection (not part of `Broker`) -------------------------------------------
 
@@ -95,6 +96,8 @@ class MemoryBroker:
 
     def receive(self, queue: str, *, max_messages: int, wait_time_s: int, visibility_s: int) -> list[Message]:
         self._count("ReceiveMessage")
+        with self._cond:
+            self.receives[queue] = self.receives.get(queue, 0) + 1
         deadline = time.monotonic() + wait_time_s
         with self._cond:
             q = self._queue(queue)

@@ -72,21 +72,41 @@ def local_worker(local_env: dict[str, str], tmp_path: Path) -> Iterator[subproce
             worker.wait()
 
 
+@pytest.fixture
+def cli_here(local_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """An admin command through the CLI's `main` in this process, with `local_env` as its whole AI_WORKER_/AWS_
+    environment: still another process than the worker it attaches to, without a fresh interpreter importing boto3
+    again for each command (the submit and check below run as fresh interpreters, as an operator runs them)."""
+    from ai_worker.cli import main
+
+    for name in [k for k in os.environ if k.startswith(("AWS_", "AI_WORKER_"))]:
+        monkeypatch.delenv(name)
+    for name, value in local_env.items():
+        if name.startswith(("AWS_", "AI_WORKER_")):
+            monkeypatch.setenv(name, value)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["ai-worker", *args], code, out, err)
+
+    return run
+
+
 def test_local_worker_with_submit_check_and_dlq_commands(
-    local_worker: subprocess.Popen[str], local_env: dict[str, str], run_cli: Cli, tmp_path: Path
+    local_worker: subprocess.Popen[str], local_env: dict[str, str], run_cli: Cli, cli_here: Cli, tmp_path: Path
 ) -> None:
     sample = omr_grading.sample(Settings())
     assert sample.input is not None
     sheet = tmp_path / sample.filename
     sheet.write_bytes(sample.input)
 
-    created = run_cli("queues", "create", env=local_env, replace_env=True)
+    created = cli_here("queues", "create")
     assert created.returncode == 0, created.stderr
     assert "academy-ai-jobs-basic" in created.stdout and "academy-ai-jobs-basic-dlq" in created.stdout
 
-    refused = run_cli(
-        "submit", "--type", "omr_grading", "--tier", "lite", "--file", str(sheet), env=local_env, replace_env=True
-    )
+    refused = cli_here("submit", "--type", "omr_grading", "--tier", "lite", "--file", str(sheet))
     assert refused.returncode == 1 and "may not run" in refused.stderr
 
     submit = run_cli(
@@ -127,10 +147,10 @@ def test_local_worker_with_submit_check_and_dlq_commands(
     )
     dlq_url = sqs.get_queue_url(QueueName="academy-ai-jobs-lite-dlq")["QueueUrl"]
     sqs.send_message(QueueUrl=dlq_url, MessageBody='{"job_id": "stuck-1", "job_type": "ocr", "tier": "lite"}')
-    listed = run_cli("dlq", "list", "--tier", "lite", "--json", env=local_env, replace_env=True)
+    listed = cli_here("dlq", "list", "--tier", "lite", "--json")
     assert listed.returncode == 0, listed.stderr
     assert [m["job_id"] for m in json.loads(listed.stdout)["messages"]] == ["stuck-1"]
-    redriven = run_cli("dlq", "redrive", "--tier", "lite", env=local_env, replace_env=True)
+    redriven = cli_here("dlq", "redrive", "--tier", "lite")
     assert redriven.returncode == 0 and "moved 1 message(s)" in redriven.stdout
 
     local_worker.send_signal(signal.SIGTERM)

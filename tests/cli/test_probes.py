@@ -132,6 +132,30 @@ def test_the_old_spelling_of_the_worker_kind_still_works_with_a_warning(
     assert old in err and "deprecated" in err
 
 
+def test_cuda_is_looked_for_only_where_an_nvidia_driver_is(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without a driver node torch is not consulted (not even imported); with one, torch's answer is the answer."""
+    from types import SimpleNamespace
+
+    from ai_worker import doctor
+
+    if sys.platform not in ("linux", "darwin"):
+        pytest.skip("the driver check applies on Linux and macOS")
+    asked: list[str] = []
+
+    def available() -> bool:
+        asked.append("is_available")
+        return True
+
+    fake_cuda = SimpleNamespace(is_available=available, get_device_name=lambda index: f"Fake GPU {index}")
+    monkeypatch.setitem(sys.modules, "torch", SimpleNamespace(cuda=fake_cuda))
+    monkeypatch.setattr(doctor, "NVIDIA_DRIVER_PATHS", (str(tmp_path / "nvidiactl"),))
+    assert doctor.cuda_device() is None and asked == []
+    assert doctor.gpu_start_check(allow_fallback=False)[0] is False and asked == []
+    (tmp_path / "nvidiactl").touch()
+    assert doctor.cuda_device() == "Fake GPU 0" and asked == ["is_available"]
+    assert doctor.gpu_start_check(allow_fallback=False) == (True, "gpu worker on CUDA device Fake GPU 0")
+
+
 def test_gpu_fallback_is_explicit_and_warned() -> None:
     from ai_worker.doctor import gpu_start_check
 

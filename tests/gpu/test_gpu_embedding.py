@@ -52,7 +52,8 @@ def test_cuda_fp16_embeddings_match_cpu(model_path: str) -> None:
     import torch
 
     gpu_model = embedding.load_model(model_path, "cuda")
-    assert next(gpu_model.parameters()).dtype == torch.float16
+    assert next(gpu_model.model.parameters()).dtype == torch.float16
+    assert next(gpu_model.model.parameters()).device.type == "cuda"
     gpu = embedding.embed(gpu_model, TEXTS, batch_size=4)
     assert gpu.dtype == np.float32
     cosine = np.sum(cpu * gpu, axis=1)  # both are unit vectors

@@ -82,15 +82,20 @@ def send_body(clients: Clients, queue: str, body: str, **extra: Any) -> None:
     clients.sqs.send_message(QueueUrl=url, MessageBody=body, **extra)
 
 
-def wait_for(predicate: Callable[[], T], timeout: float, what: str = "condition") -> T:
+def wait_for(predicate: Callable[[], T], timeout: float, what: str = "condition", *, max_interval: float = 0.1) -> T:
+    """The predicate's first true value, checked every 0.1 s, or with `max_interval` above that every 0.05 s at first
+    and 1.5 times longer each time up to `max_interval`: for a condition that stays true once it holds (a result
+    written), whose every check costs a request, a long wait then costs a few checks a second instead of ten."""
     deadline = time.monotonic() + timeout
+    interval = min(0.05, max_interval) if max_interval > 0.1 else max_interval
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(interval)
+        interval = min(max_interval, interval * 1.5)
 
 
 def result_of(clients: Clients, settings: Settings, job_id: str, tenant: str = "academy-1") -> dict[str, Any] | None:
@@ -100,7 +105,10 @@ def result_of(clients: Clients, settings: Settings, job_id: str, tenant: str = "
 def wait_result(
     clients: Clients, settings: Settings, job_id: str, timeout: float = 30, tenant: str = "academy-1"
 ) -> dict[str, Any]:
-    return wait_for(lambda: result_of(clients, settings, job_id, tenant), timeout, f"result of {job_id}")
+    # A result, once written, stays: checked less often as the wait goes on (each check is an S3 request to moto).
+    return wait_for(
+        lambda: result_of(clients, settings, job_id, tenant), timeout, f"result of {job_id}", max_interval=0.5
+    )
 
 
 def queue_counts(clients: Clients, queue: str) -> tuple[int, int]:

@@ -57,11 +57,13 @@ def test_short_jobs_are_received_in_full_batches_and_each_runs_once(tmp_path: Pa
     with world.worker():
         for job_id in ids:
             world.wait_result(job_id)
-        receives = world.broker.calls["ReceiveMessage"]
-        wait_for(lambda: world.broker.counts(world.settings.queue_names["basic"]) == (0, 0), 10, "all deleted")
+        queue = world.settings.queue_names["basic"]
+        receives = world.broker.receives[queue]
+        wait_for(lambda: world.broker.counts(queue) == (0, 0), 10, "all deleted")
     assert sorted(r["job_id"] for r in runs(marker)) == sorted(ids)  # each exactly once
-    # the first receive takes one per slot; once the job type is timed, batches of ten (and a few empty polls of
-    # the lite queue); without prefetch it is a receive per one or two jobs
+    # the first receive takes one per slot; once the job type is timed, batches of ten; without prefetch it is a
+    # receive per one or two jobs. Counted on the jobs' queue only: the empty polls of the lite queue meanwhile are
+    # as many as the run is long, which a loaded machine stretches.
     assert receives <= 15, receives
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,61 @@ def test_same_text_same_vector_across_batches_and_batch_sizes() -> None:
         vecs = vectors(texts, batch_size=batch_size)
         np.testing.assert_allclose(vecs[0], reference, atol=1e-5)
         np.testing.assert_allclose(vecs[-1], reference, atol=1e-5)
+
+
+def test_vectors_equal_sentence_transformers() -> None:
+    """The handler runs the model on transformers directly; sentence-transformers itself (imported here only) must give
+    the same vectors: same tokens, truncation at the model's max_seq_length, pooling and normalisation."""
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    texts = [
+        *embedding.DEMO_PAYLOAD["texts"],
+        "x",
+        "",
+        "이차방정식의 두 근의 합을 구하시오.",
+        "A long sentence past the 256-token limit of the model, so that truncation is compared too. " * 20,
+    ]
+    reference = sentence_transformers.SentenceTransformer(MODEL_PATH, device="cpu", local_files_only=True).encode(
+        texts, batch_size=3, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+    )
+    ours = vectors(texts, batch_size=3)
+    assert ours.shape == reference.shape == (len(texts), 384)
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("modules", "pooling", "message"),
+    [
+        ([{"type": "sentence_transformers.models.Dense", "path": "2_Dense"}], None, "Dense"),
+        ([], {"pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": True}, "pooling"),
+        ([], {"pooling_mode_weightedmean_tokens": True}, "weightedmean"),
+    ],
+)
+def test_a_model_with_modules_the_loader_does_not_run_is_refused(
+    tmp_path: Any, modules: list[dict[str, str]], pooling: dict[str, bool] | None, message: str
+) -> None:
+    declared = [
+        {"idx": 0, "name": "0", "path": "", "type": embedding.TRANSFORMER_MODULE},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": embedding.POOLING_MODULE},
+        *modules,
+    ]
+    (tmp_path / "modules.json").write_text(json.dumps(declared))
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(pooling or {"pooling_mode_mean_tokens": True}))
+    with pytest.raises(TransientError, match=message) as err:
+        run({"texts": ["x"]}, model=str(tmp_path))
+    assert err.value.code == embedding.MODEL_UNAVAILABLE
+
+
+def test_the_layout_follows_the_model_configuration() -> None:
+    layout = embedding.read_layout(Path(MODEL_PATH))
+    assert (layout.transformer_dir, layout.pooling, layout.max_seq_length) == (Path(MODEL_PATH), "mean_tokens", 256)
+    encoder = embedding.load_model(MODEL_PATH, "cpu")
+    assert encoder.max_length == 256 and encoder.device == "cpu"
+    assert {"input_ids", "attention_mask", "token_type_ids"} <= encoder.inputs  # what BERT's forward takes
+    import torch
+
+    assert {(p.dtype, p.device.type) for p in encoder.model.parameters()} == {(torch.float32, "cpu")}
+    assert not encoder.model.training
 
 
 def test_model_stays_warm_between_jobs() -> None:
