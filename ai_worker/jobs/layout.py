@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from ai_worker.jobs.deskew import MIN_SKEW_DEG, estimate_skew, map_box, straighten
-from ai_worker.jobs.imaging import ink_mask, join_marks, remove_specks
+from ai_worker.jobs.imaging import INK_MIN_CONTRAST, ink_mask, join_marks, remove_specks
 
 REFERENCE_WIDTH = 1240  # A4 at 150 dpi: the unit every pixel constant below is written in
 BILEVEL_SHARE = 0.98  # a page whose pixels are this much at its darkest or lightest level is a black-and-white scan
@@ -49,6 +49,9 @@ WORD_GAP = 0.012  # letters closer than this fraction of the page width join one
 H_RULE_MIN = 0.6  # a horizontal rule spans at least this fraction of the page width
 V_RULE_MIN = 0.3  # a vertical rule (column separator) spans at least this fraction of the page height
 RULE_MIN_CONTRAST = 25  # hairline rules are found at half the usual ink contrast
+INK_CONTRAST_SHARE = 0.5  # ink is at least half as dark below the paper as the page's darkest ink ...
+INK_DARK_PERCENTILE = 0.3  # ... (this percentile of the page's grey levels: stroke cores, on any page with text)
+MIN_INK_CONTRAST = 20  # ... but never under this many grey levels (scan noise); a pale copy's thin strokes stay ink
 RULE_WINDOW_FRACTION = 80  # vertical rules are judged over windows 1/80 of the page width tall (15 px at 150 dpi)
 FOLIO_ZONE = 0.08  # a narrow line centred in the bottom 8 % of the page is a page number ...
 FOLIO_WIDTH = 0.15  # ... when narrower than 15 % of the page width and centred within that
@@ -82,6 +85,8 @@ MIN_READ_CONFIDENCE = 0.5  # the recogniser's mean character confidence below wh
 REPEAT_PENALTY = 0.5  # a label family loses this much per number it repeats on the page
 CIRCLED_WEIGHT = 0.5  # circled numbers are usually choice markers: a chain of them counts half
 SKIP_PENALTY = 0.6  # a chain of question numbers loses this much per number it skips
+GUESSED_WEIGHT = 0.5  # an inferred mark ("11" taken for "1)") counts this much in a chain: a clean read of the same
+# number elsewhere (the first line of the next column) wins over a body line that starts with digits
 WIDE_LABEL_LINES = 3.0  # the window read again from the line start when the first word stopped short of a label
 NARROW_LABEL_LINES = 1.6  # an unread first word this narrow may be a question number ("1.", "12)")
 FRAME_SIDE_COVER = 0.7  # a number is framed when three sides of its frame are strokes along this much of their middle
@@ -130,16 +135,17 @@ def analyse(gray: np.ndarray) -> Layout:
     if min(height, width) < MIN_PAGE_SIDE:
         return Layout([], 1, 0.0, f"not a page: the image is {width}x{height} px, too small to hold an exam page")
     bilevel = _bilevel(gray)
-    mask = _ink(gray, bilevel)
+    contrast = _ink_contrast(gray)
+    mask = _ink(gray, bilevel, contrast)
     reason = _not_a_page(gray, mask)
     if reason:
         return Layout([], 1, 0.0, reason)
     skew = estimate_skew(mask)
     if abs(skew) < MIN_SKEW_DEG:
-        found, columns, reason = _analyse_level(gray, mask, bilevel)
+        found, columns, reason = _analyse_level(gray, mask, bilevel, contrast)
         return Layout(found, columns, 0.0, reason)
     level, back = straighten(gray, skew)
-    found, columns, reason = _analyse_level(level, _ink(level, bilevel), bilevel)
+    found, columns, reason = _analyse_level(level, _ink(level, bilevel, contrast), bilevel, contrast)
     mapped = [replace(q, box=_tight_on_page(q.box, back, mask)) for q in found]
     return Layout(mapped, columns, round(-skew, 2), reason)
 
@@ -178,10 +184,19 @@ def _tight_on_page(box: tuple[int, int, int, int], back: np.ndarray, mask: np.nd
     )
 
 
-def _ink(gray: np.ndarray, bilevel: bool = False) -> np.ndarray:
+def _ink_contrast(gray: np.ndarray) -> int:
+    """How much darker than the local paper a pixel must be to be ink: `INK_MIN_CONTRAST` on a page of black print,
+    less on a pale copy (grey ink on grey paper, where the thin strokes of a label fall under the usual floor)."""
+    step = max(1, min(gray.shape) // 400)
+    sample = gray[::step, ::step]
+    span = float(np.percentile(sample, 90) - np.percentile(sample, INK_DARK_PERCENTILE))
+    return int(min(INK_MIN_CONTRAST, max(MIN_INK_CONTRAST, INK_CONTRAST_SHARE * span)))
+
+
+def _ink(gray: np.ndarray, bilevel: bool = False, contrast: int = INK_MIN_CONTRAST) -> np.ndarray:
     """The page's ink without dust; on a black-and-white scan, strokes broken into specks are first joined up."""
     unit = gray.shape[1] / REFERENCE_WIDTH
-    ink = ink_mask(gray)
+    ink = ink_mask(gray, contrast)
     if bilevel:
         size = max(3, round(BILEVEL_JOIN * unit) | 1)  # odd: OpenCV shifts a closing by an even kernel a pixel
         ink = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((size, size), np.uint8))
@@ -201,10 +216,13 @@ def _bilevel(gray: np.ndarray) -> bool:
     return bool(np.mean((sample == low) | (sample == high)) >= BILEVEL_SHARE)
 
 
-def _analyse_level(gray: np.ndarray, mask: np.ndarray, bilevel: bool = False) -> tuple[list[Question], int, str | None]:
-    """(questions, column count, reason when nothing could be looked for) of a level page."""
+def _analyse_level(
+    gray: np.ndarray, mask: np.ndarray, bilevel: bool = False, contrast: int = INK_MIN_CONTRAST
+) -> tuple[list[Question], int, str | None]:
+    """(questions, column count, reason when nothing could be looked for) of a level page; `contrast`: the ink's
+    least contrast (`_ink_contrast`)."""
     width = gray.shape[1]
-    top, bottom = _strip_rules(mask, ink_mask(gray, RULE_MIN_CONTRAST))
+    top, bottom = _strip_rules(mask, ink_mask(gray, RULE_MIN_CONTRAST * contrast // INK_MIN_CONTRAST))
     body = mask[top:bottom]
     word_gap = max(3, round(WORD_GAP * width))
     blocks = _blocks(body, word_gap)
@@ -224,7 +242,7 @@ def _analyse_level(gray: np.ndarray, mask: np.ndarray, bilevel: bool = False) ->
     blocks = [b for b in blocks if b.x1 - b.x0 > SLIVER_LINES * line_h]
     # Labels are cut at blank runs in a mask that keeps the small marks the speck filter drops (the "." of "1.").
     unit = width / REFERENCE_WIDTH
-    raw = ink_mask(gray[top:bottom])
+    raw = ink_mask(gray[top:bottom], contrast)
     fine = remove_specks(raw, max(2, round(FINE_SPECK_AREA * unit * unit)))
     body_gray = gray[top:bottom]
     fallback = None
@@ -740,7 +758,8 @@ class _Reader:
 def _chain(cands: list[tuple[int, _Read]]) -> list[int]:
     """The indices (into `cands`, in reading order) of the question numbers: one label family, increasing.
 
-    Within a family the chain maximises its length minus `SKIP_PENALTY` per skipped number; families compete on that
+    Within a family the chain maximises its length (an inferred mark counting `GUESSED_WEIGHT`) minus `SKIP_PENALTY`
+    per skipped number; families compete on that
     score less `REPEAT_PENALTY` per repeated number (choice markers ① ② ... restart with every question), a circled
     chain counting `CIRCLED_WEIGHT`.
     """
@@ -754,11 +773,12 @@ def _chain(cands: list[tuple[int, _Read]]) -> list[int]:
         score = [0.0] * len(members)
         back = [-1] * len(members)
         for i, k in enumerate(members):
-            score[i] = 1.0
+            gain = GUESSED_WEIGHT if cands[k][1].guessed else 1.0
+            score[i] = gain
             for j in range(i):
                 step = cands[k][1].number - cands[members[j]][1].number
-                if step >= 1 and score[j] + 1.0 - SKIP_PENALTY * (step - 1) > score[i]:
-                    score[i], back[i] = score[j] + 1.0 - SKIP_PENALTY * (step - 1), j
+                if step >= 1 and score[j] + gain - SKIP_PENALTY * (step - 1) > score[i]:
+                    score[i], back[i] = score[j] + gain - SKIP_PENALTY * (step - 1), j
         end = int(np.argmax(score))
         chain: list[int] = []
         while end >= 0:

@@ -203,3 +203,35 @@ def test_headings_a_black_and_white_scan_broke_up_are_read_and_end_the_question_
     found = handle(JobContext.for_test("question_segmentation", {}, page.encode()))["questions"]
     assert [q["label"] for q in found] == page.labels
     assert all(iou(box, q["bbox"]) >= 0.85 for box, q in zip(page.boxes, found, strict=True))
+
+
+def test_a_clean_read_of_a_number_wins_over_a_body_line_whose_digits_were_taken_for_a_label() -> None:
+    """`9.` heads the right column; a flush body line of question 8 starts with "91", read as `9)` with its mark
+    inferred: the sequence 8, 9, 10 goes through the clean read."""
+    from ai_worker.jobs.layout import _chain, parse_label
+
+    texts = ["7.", "8.", "91", "9.", "10."]
+    reads = [parse_label(t) for t in texts]
+    assert reads[2] is not None and reads[2].guessed
+    chain = _chain([(k, r) for k, r in enumerate(reads) if r is not None])
+    assert chain == [0, 1, 3, 4]
+
+
+def test_ink_on_a_pale_copy_is_found_at_the_page_own_contrast() -> None:
+    """Grey ink on grey paper (a faded copy): the thin strokes of a label are under the usual contrast floor, and are
+    ink at the page's own; black print keeps the usual floor."""
+    from ai_worker.jobs.imaging import INK_MIN_CONTRAST
+    from ai_worker.jobs.layout import _ink_contrast
+
+    page = np.full((600, 800), 255, np.uint8)
+    for row in range(8):
+        cv2.putText(page, f"{row + 1}. some words of a line", (60, 60 + 60 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 0, 1)
+    assert _ink_contrast(page) == INK_MIN_CONTRAST
+    pale = (130 + page.astype(np.float32) / 255 * 75).astype(np.uint8)  # ink 130 on paper 205
+    pale = cv2.GaussianBlur(pale, (0, 0), 0.9)
+    contrast = _ink_contrast(pale)
+    assert contrast < INK_MIN_CONTRAST
+    strokes = page < 128
+    usual, own = _ink(pale), _ink(pale, contrast=contrast)
+    assert own[strokes].mean() > 0.8 > usual[strokes].mean() + 0.2
+    assert own[cv2.dilate(strokes.astype(np.uint8), np.ones((7, 7), np.uint8)) == 0].mean() < 0.001
