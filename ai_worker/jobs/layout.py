@@ -44,7 +44,7 @@ FINE_SPECK_AREA = 3  # ... but a full stop at the end of a question label is not
 SPECK_AREA = 12  # components smaller than this (reference pixels squared: a 3x4 blot) are dust
 DOT_LINES = 0.5  # blocks lower than half a line height are dots and dust (or a row of them) ...
 RULE_LINES = 2.0  # ... unless they are at least two line heights long: an answer blank, a dash
-SLIVER_LINES = 0.15  # blocks this narrow (line heights) are pieces of a broken vertical rule, not words
+SLIVER_LINES = 0.25  # blocks this narrow (line heights) are pieces of a broken vertical rule, not words
 WORD_GAP = 0.012  # letters closer than this fraction of the page width join one word block
 H_RULE_MIN = 0.6  # a horizontal rule spans at least this fraction of the page width
 V_RULE_MIN = 0.3  # a vertical rule (column separator) spans at least this fraction of the page height
@@ -56,7 +56,8 @@ RULE_WINDOW_FRACTION = 80  # vertical rules are judged over windows 1/80 of the 
 FOLIO_ZONE = 0.08  # a narrow line centred in the bottom 8 % of the page is a page number ...
 FOLIO_WIDTH = 0.15  # ... when narrower than 15 % of the page width and centred within that
 HEADER_ZONE = 0.3  # a full-width rule in the top 30 % of the page closes the header ...
-HEADER_MAX_BANDS = 5  # ... when at most this many bands of ink (text lines, a title box) lie above it
+HEADER_MAX_BANDS = 5  # ... when at most this many bands of ink (text lines, a title box) lie above it ...
+HEADER_RULE_SHARE = 0.9  # ... and it is this long at least relative to the longest rule there (a table's is shorter)
 FOOTER_ZONE = 0.85  # a full-width rule below 85 % of the page height opens the footer
 GUTTER_MIN = 0.025  # a column gutter is wider than 2.5 % of the page width (two word gaps) ...
 GUTTER_ZONE = (0.25, 0.75)  # ... and lies in the middle half of the page
@@ -72,6 +73,7 @@ PREAMBLE_GAP_RATIO = 1.5  # a margin line this much closer to the start below th
 LABEL_WIDTH_RANGE = (0.75, 1.33)  # an unread first word this wide relative to the labels read may be one
 LABEL_GAP_SHARE = 0.8  # ... after a blank gap at least this share of the median one above a label read
 UNREAD_GAP_RATIO = 2.0  # with no number read, a question follows a blank gap this many times the median spacing
+RULE_BELOW_LINES = 0.8  # a long rule this many line heights under a question's last line is its table's bottom
 JOIN_GAP_LINES = 4.0  # a non-numbered line further below its question than this is not part of it
 MIN_PAGE_SIDE = 200  # px: a smaller image cannot hold a legible exam page
 MIN_LINE_PX = 9  # text lines lower than this many pixels are too coarse to read (a page shrunk to a thumbnail)
@@ -87,7 +89,8 @@ CIRCLED_WEIGHT = 0.5  # circled numbers are usually choice markers: a chain of t
 SKIP_PENALTY = 0.6  # a chain of question numbers loses this much per number it skips
 GUESSED_WEIGHT = 0.5  # an inferred mark ("11" taken for "1)") counts this much in a chain: a clean read of the same
 # number elsewhere (the first line of the next column) wins over a body line that starts with digits
-WIDE_LABEL_LINES = 3.0  # the window read again from the line start when the first word stopped short of a label
+WIDE_LABEL_LINES = 3.0  # the window read from the line start when no word gap follows its label
+AGAIN_LABEL_LINES = 6.0  # ... and read again when the first word stopped short of a label ("[2" of "※ [2~3]")
 NARROW_LABEL_LINES = 1.6  # an unread first word this narrow may be a question number ("1.", "12)")
 FRAME_SIDE_COVER = 0.7  # a number is framed when three sides of its frame are strokes along this much of their middle
 FRAME_PAD_LINES = 0.25  # ... the frame reaching at most this far above and below its text line
@@ -222,7 +225,7 @@ def _analyse_level(
     """(questions, column count, reason when nothing could be looked for) of a level page; `contrast`: the ink's
     least contrast (`_ink_contrast`)."""
     width = gray.shape[1]
-    top, bottom = _strip_rules(mask, ink_mask(gray, RULE_MIN_CONTRAST * contrast // INK_MIN_CONTRAST))
+    top, bottom, rules = _strip_rules(mask, ink_mask(gray, RULE_MIN_CONTRAST * contrast // INK_MIN_CONTRAST))
     body = mask[top:bottom]
     word_gap = max(3, round(WORD_GAP * width))
     blocks = _blocks(body, word_gap)
@@ -272,11 +275,24 @@ def _analyse_level(
                 found, columns = whole, 1
     else:
         found = _questions(reader, [blocks], line_h, width, foot)
-    return [replace(q, box=(q.box[0], q.box[1] + top, q.box[2], q.box[3] + top)) for q in found], columns, None
+    found = [replace(q, box=(q.box[0], q.box[1] + top, q.box[2], q.box[3] + top)) for q in found]
+    return [_with_rules(q, rules, line_h) for q in found], columns, None
 
 
-def _strip_rules(mask: np.ndarray, faint: np.ndarray) -> tuple[int, int]:
-    """Erase long rules from `mask` in place; return the body's row range (below the header, above the footer).
+def _with_rules(question: Question, rules: list[Block], line_h: float) -> Question:
+    """The question's box grown over the long rules erased inside it (a table's rules reach past its cells' text):
+    those starting at or right of its left edge, from its top to just under its last line."""
+    x0, y0, x1, y1 = question.box
+    for rule in rules:
+        middle = (rule.y0 + rule.y1) / 2
+        if rule.x0 >= x0 - line_h and y0 - line_h / 2 <= middle <= y1 + RULE_BELOW_LINES * line_h:
+            x0, y0, x1, y1 = min(x0, rule.x0), min(y0, rule.y0), max(x1, rule.x1), max(y1, rule.y1)
+    return replace(question, box=(x0, y0, x1, y1))
+
+
+def _strip_rules(mask: np.ndarray, faint: np.ndarray) -> tuple[int, int, list[Block]]:
+    """Erase long rules from `mask` in place; return the body's row range (below the header, above the footer) and
+    the horizontal rules inside it (page rows).
 
     Vertical rules are found in `faint`, a low-contrast ink mask: hairline column separators fade under blur.
     """
@@ -304,16 +320,45 @@ def _strip_rules(mask: np.ndarray, faint: np.ndarray) -> tuple[int, int]:
     rules = cv2.dilate(cv2.bitwise_or(horizontal, vertical), np.ones((3, 3), np.uint8))
     mask[rules > 0] = 0
     rows = np.flatnonzero(horizontal.any(axis=1))
-    # The header closes at the lowest full-width rule near the top with no more than a header's few lines above it
-    # (a table's rule in the first question of a page with no header closes nothing).
+    # The header closes at the first full-width rule near the top with no more than a header's few lines above it
+    # (a table's rule in the first question of a page with no header closes nothing) and about as long as the longest
+    # rule there; the rules of a table in the first question under a header come below it, and are shorter or as
+    # long. A box around the title closes at its lower side.
     top = 0
     inked = (mask.sum(axis=1) >= max(3, width // 200)).astype(np.int8)  # rows of text, not of stray dust
-    for rule in sorted({int(r) for r in rows[rows < height * HEADER_ZONE]}, reverse=True):
-        if int(np.count_nonzero(np.diff(inked[:rule], prepend=0) == 1)) <= HEADER_MAX_BANDS:
-            top = rule + 2
+    near = rows[rows < height * HEADER_ZONE]
+    lengths = np.count_nonzero(horizontal[near], axis=1)
+    rules_at: list[list[int]] = []  # the rows of each candidate rule, top to bottom
+    for r, n in zip(near.tolist(), lengths.tolist(), strict=True):
+        if n < HEADER_RULE_SHARE * lengths.max():
+            continue
+        if int(np.count_nonzero(np.diff(inked[:r], prepend=0) == 1)) > HEADER_MAX_BANDS:
             break
+        if rules_at and r - rules_at[-1][-1] <= 2:
+            rules_at[-1].append(r)
+        else:
+            rules_at.append([r])
+    if rules_at:
+        k = 0
+        while k + 1 < len(rules_at) and _box_sides(mask, horizontal, rules_at[k][-1], rules_at[k + 1][0]):
+            k += 1
+        top = rules_at[k][-1] + 2
     bottom = int(rows[rows > height * FOOTER_ZONE].min()) - 1 if (rows > height * FOOTER_ZONE).any() else height
-    return top, bottom
+    count, _, stats, _ = cv2.connectedComponentsWithStats(horizontal, connectivity=8)
+    inside = [Block(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h, _ in stats[1:count]]
+    return top, bottom, [b for b in inside if b.y0 >= top and b.y1 <= bottom]
+
+
+def _box_sides(mask: np.ndarray, horizontal: np.ndarray, upper: int, lower: int) -> bool:
+    """Whether the rules on rows `upper` and `lower` are the top and bottom of one box: ink joins their ends."""
+    xs = np.flatnonzero(horizontal[upper])
+    if len(xs) == 0 or lower - upper < 8:
+        return False
+    inside = slice(upper + 4, lower - 3)
+    return all(
+        float(mask[inside, max(0, x - 4) : x + 5].any(axis=1).mean()) >= FRAME_SIDE_COVER
+        for x in (int(xs[0]), int(xs[-1]))
+    )
 
 
 def _blocks(mask: np.ndarray, word_gap: int) -> list[Block]:
@@ -728,7 +773,7 @@ class _Reader:
         # the word) is read again over a wider window from the line start.
         again = [i for i, text in plain.items() if reads[i] is None and _INCOMPLETE.match(text.strip())]
         wide = [
-            self._crop(lines[i], lines[i].x0, min(lines[i].x1, lines[i].x0 + round(WIDE_LABEL_LINES * self.line_h)))
+            self._crop(lines[i], lines[i].x0, min(lines[i].x1, lines[i].x0 + round(AGAIN_LABEL_LINES * self.line_h)))
             for i in again
         ]
         for i, (text, confidence) in zip(again, textlines.recognise(wide), strict=True):
@@ -881,12 +926,18 @@ def _questions(
     if len(chosen) >= 2 and chosen[0][1].number > 1:
         # Before the first number read, only label-narrow unread lines may be the questions it follows.
         first, read = chosen[0]
+        # A line closer to a question start right below it than to the text above is that question's preamble.
         narrow = [
             p
             for p in unread
             if position[p] < position[first]
             and (end := reader.token_end(column_lines[p[0]][p[1]])) is not None
             and end - column_lines[p[0]][p[1]].x0 <= NARROW_LABEL_LINES * line_h
+            and not (
+                (p[0], p[1] + 1) in starts
+                and math.isfinite(gap_above(p))
+                and gap_above(p) > PREAMBLE_GAP_RATIO * gap_above((p[0], p[1] + 1))
+            )
         ]
         for n, p in zip(range(read.number - 1, 0, -1), narrow[::-1], strict=False):
             starts[p] = _renumbered(read, n)

@@ -3,6 +3,8 @@ and the TrueType tuning pages (bilevel, boxed, `문 N.`, English, skewed before 
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 import pytest
@@ -235,3 +237,90 @@ def test_ink_on_a_pale_copy_is_found_at_the_page_own_contrast() -> None:
     usual, own = _ink(pale), _ink(pale, contrast=contrast)
     assert own[strokes].mean() > 0.8 > usual[strokes].mean() + 0.2
     assert own[cv2.dilate(strokes.astype(np.uint8), np.ones((7, 7), np.uint8)) == 0].mean() < 0.001
+
+
+def _page_png(draw_page: Any) -> bytes:
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=24)
+    page = Image.new("L", (1240, 1754), 255)
+    draw_page(ImageDraw.Draw(page), font)
+    ok, png = cv2.imencode(".png", np.asarray(page))
+    assert ok
+    return png.tobytes()
+
+
+@pytest.mark.parametrize("title_box", [False, True])
+def test_a_table_in_the_first_question_under_a_header_is_no_header_rule(title_box: bool) -> None:
+    """A header (a title, a name field; a rule under it or a box around it), then a first question of three lines
+    and a ruled table as wide as the text: the header closes at its own rule, and the question's box reaches the
+    table's rules (erased as long rules, they still are its ink)."""
+
+    def draw_page(draw: Any, font: Any) -> None:
+        draw.text((520, 60), "Unit Test 3", font=font, fill=0)
+        draw.text((820, 100), "Name ______", font=font, fill=0)
+        if title_box:
+            draw.rectangle((90, 45, 1150, 140), outline=0, width=2)
+        else:
+            draw.line((90, 140, 1150, 140), fill=0, width=2)
+        y = 200
+        for number in (1, 2, 3):
+            draw.text((100, y), f"{number}. Which of the following values is the sum below", font=font, fill=0)
+            for line in range(2):
+                y += 40
+                draw.text((140, y), f"the text of question {number} on its line {line} of words", font=font, fill=0)
+            if number == 1:
+                for row in range(3):
+                    y += 40
+                    draw.line((100, y, 1150, y), fill=0, width=2)
+                    draw.text((160, y + 8), f"row {row}    12    34    56", font=font, fill=0)
+                y += 40
+                draw.line((100, y, 1150, y), fill=0, width=2)
+            y += 150
+
+    found = handle(JobContext.for_test("question_segmentation", {}, _page_png(draw_page)))["questions"]
+    assert [(q["number"], q["label"]) for q in found] == [(1, "1."), (2, "2."), (3, "3.")]
+    assert 195 <= found[0]["bbox"][1] < 210  # from its label down, not from under the table
+    assert found[0]["bbox"][2] >= 1148  # to the table's right end
+
+
+def test_a_heading_whose_range_a_letter_gap_cut_is_read_again_whole() -> None:
+    """`※ [12 ~15]`: the first word read alone is `※`, and with the next, `[12`: read again over a wider window, it
+    is a section heading, not question 12."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from ai_worker.jobs.layout import _blocks, _lines
+
+    font = ImageFont.load_default(size=28)
+    img = Image.new("L", (900, 80), 255)
+    draw = ImageDraw.Draw(img)
+    draw.text((20, 20), "※ [12", font=font, fill=0)
+    draw.text((20 + int(font.getlength("※ [12")) + 14, 20), "~15] Read and answer.", font=font, fill=0)
+    gray = np.asarray(img).copy()
+    mask = (gray < 128).astype(np.uint8)
+    line = _lines(_blocks(mask, 8))[0]
+    reader = _Reader(gray, mask, float(line.y1 - line.y0))
+    read = reader.read([line])[0]
+    assert read is not None and read.kind == "heading"
+
+
+def test_dashes_of_a_column_rule_too_sparse_to_be_found_do_not_move_the_right_column_margin() -> None:
+    """A column rule a scan left as a few tall dashes (too far apart to close into a rule), just left of the right
+    column: no word is that narrow, and the right column's margin stays at its labels."""
+
+    def draw_page(draw: Any, font: Any) -> None:
+        for column, x in enumerate((80, 660)):
+            y = 120
+            for k in range(3):
+                number = 1 + k + 3 * column
+                draw.text((x, y), f"{number}. Which value is the sum of", font=font, fill=0)
+                for line in range(3):
+                    y += 40
+                    draw.text((x + 40, y), f"the words of line {line} here", font=font, fill=0)
+                y += 160
+        for y in range(110, 1500, 45):
+            draw.rectangle((638, y, 641, y + 14), fill=0)  # 4 px wide, 15 px tall, 30 px apart
+
+    found = handle(JobContext.for_test("question_segmentation", {}, _page_png(draw_page)))["questions"]
+    assert [q["number"] for q in found] == [1, 2, 3, 4, 5, 6]
+    assert [q["column"] for q in found] == [0, 0, 0, 1, 1, 1]
