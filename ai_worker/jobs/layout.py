@@ -44,6 +44,8 @@ FINE_SPECK_AREA = 3  # ... but a full stop at the end of a question label is not
 SPECK_AREA = 12  # components smaller than this (reference pixels squared: a 3x4 blot) are dust
 DOT_LINES = 0.5  # blocks lower than half a line height are dots and dust (or a row of them) ...
 RULE_LINES = 2.0  # ... unless they are at least two line heights long: an answer blank, a dash
+STACK_GAP_LINES = 0.25  # ... or pieces of one glyph at most this far apart that stack into half a line or more ...
+STACK_MAX_LINES = 1.5  # ... and at most this many lines high
 SLIVER_LINES = 0.25  # blocks this narrow (line heights) are pieces of a broken vertical rule, not words
 WORD_GAP = 0.012  # letters closer than this fraction of the page width join one word block
 H_RULE_MIN = 0.6  # a horizontal rule spans at least this fraction of the page width
@@ -239,7 +241,10 @@ def _analyse_level(
             f"not a page: text lines are {line_h:.0f} px high, too low a resolution to read (min {MIN_LINE_PX})",
         )
     # Dust that survived the speck filter (JPEG smears it) would shift a line's start off the margin.
-    blocks = [b for b in blocks if b.y1 - b.y0 >= DOT_LINES * line_h or b.x1 - b.x0 >= RULE_LINES * line_h]
+    # But a glyph a black-and-white scan broke into stacked pieces (the ㅁ, ㅜ and ㄴ of 문) is no dust: pieces that
+    # stack into a line's height are one block.
+    tall = [b for b in blocks if b.y1 - b.y0 >= DOT_LINES * line_h or b.x1 - b.x0 >= RULE_LINES * line_h]
+    blocks = tall + _stacked([b for b in blocks if b not in set(tall)], line_h)
     # So would the dashes of a hairline column rule that a black-and-white scan broke up (too short for a rule): no
     # word is a sliver that thin.
     blocks = [b for b in blocks if b.x1 - b.x0 > SLIVER_LINES * line_h]
@@ -365,6 +370,24 @@ def _blocks(mask: np.ndarray, word_gap: int) -> list[Block]:
     joined = join_marks(mask, word_gap, 3)
     count, _, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
     return [Block(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h, _ in stats[1:count]]
+
+
+def _stacked(pieces: list[Block], line_h: float) -> list[Block]:
+    """Small blocks that stack into one glyph: overlapping across, at most `STACK_GAP_LINES` apart down, together
+    between half a line and a line and a half high; pieces narrower than `SLIVER_LINES` (dust) take no part."""
+    gap = STACK_GAP_LINES * line_h
+    merged: list[Block] = []
+    for b in sorted((b for b in pieces if b.x1 - b.x0 > SLIVER_LINES * line_h), key=lambda b: b.y0):
+        for k in range(len(merged) - 1, -1, -1):
+            m = merged[k]
+            if m.y1 < b.y0 - 2 * line_h:
+                break  # sorted by top: the merged blocks further up end too far above
+            if min(m.x1, b.x1) > max(m.x0, b.x0) and b.y0 - m.y1 <= gap:
+                merged[k] = Block(min(m.x0, b.x0), min(m.y0, b.y0), max(m.x1, b.x1), max(m.y1, b.y1))
+                break
+        else:
+            merged.append(b)
+    return [m for m in merged if DOT_LINES * line_h <= m.y1 - m.y0 <= STACK_MAX_LINES * line_h]
 
 
 def _line_height(blocks: list[Block]) -> float:
@@ -924,7 +947,8 @@ def _questions(
                     starts[p] = _renumbered(read, last_number)
 
     if len(chosen) >= 2 and chosen[0][1].number > 1:
-        # Before the first number read, only label-narrow unread lines may be the questions it follows.
+        # Before the first number read, only label-narrow unread lines after a blank gap may be the questions it
+        # follows: those after the widest gaps.
         first, read = chosen[0]
         # A line closer to a question start right below it than to the text above is that question's preamble.
         narrow = [
@@ -933,13 +957,15 @@ def _questions(
             if position[p] < position[first]
             and (end := reader.token_end(column_lines[p[0]][p[1]])) is not None
             and end - column_lines[p[0]][p[1]].x0 <= NARROW_LABEL_LINES * line_h
+            and gap_above(p) >= START_GAP_LINES * line_h
             and not (
                 (p[0], p[1] + 1) in starts
                 and math.isfinite(gap_above(p))
                 and gap_above(p) > PREAMBLE_GAP_RATIO * gap_above((p[0], p[1] + 1))
             )
         ]
-        for n, p in zip(range(read.number - 1, 0, -1), narrow[::-1], strict=False):
+        picked = sorted(sorted(narrow, key=gap_above, reverse=True)[: read.number - 1], key=position.__getitem__)
+        for n, p in enumerate(picked, start=read.number - len(picked)):
             starts[p] = _renumbered(read, n)
     for (pa, ra), (pb, rb) in itertools.pairwise(chosen):
         missing = rb.number - ra.number - 1

@@ -324,3 +324,38 @@ def test_dashes_of_a_column_rule_too_sparse_to_be_found_do_not_move_the_right_co
     found = handle(JobContext.for_test("question_segmentation", {}, _page_png(draw_page)))["questions"]
     assert [q["number"] for q in found] == [1, 2, 3, 4, 5, 6]
     assert [q["column"] for q in found] == [0, 0, 0, 1, 1, 1]
+
+
+def test_pieces_of_a_glyph_a_scan_broke_apart_stack_into_one_block_and_dust_does_not() -> None:
+    """문 on a black-and-white scan: its ㅁ, ㅜ and ㄴ come apart, each under half a line high (the size of dust);
+    stacked, they are one glyph that starts its line at the margin. A lone dash and specks stay out."""
+    from ai_worker.jobs.layout import _stacked
+
+    mun = [Block(100, 100, 120, 108), Block(97, 111, 123, 114), Block(101, 118, 121, 126)]
+    dust = [Block(300, 50, 303, 53), Block(301, 56, 304, 59), Block(500, 300, 512, 303)]
+    assert _stacked(mun + dust, 28.0) == [Block(97, 100, 123, 126)]
+
+
+def test_questions_before_the_first_number_read_start_after_the_widest_gaps() -> None:
+    """Flush text; the labels of questions 1 and 2 are blots the recogniser cannot read, and body lines of question 2
+    start with words as short as a label: questions 1 and 2 start after the blank gaps, not at the body lines right
+    above question 3."""
+    starts: list[int] = []
+
+    def draw_page(draw: Any, font: Any) -> None:
+        y = 120
+        for number in (1, 2, 3, 4, 5):
+            starts.append(y)
+            if number <= 2:
+                draw.rectangle((100, y + 4, 118, y + 22), fill=0)  # a label no one can read
+                draw.text((126, y), "Which value is the sum of the words", font=font, fill=0)
+            else:
+                draw.text((100, y), f"{number}. Which value is the sum of the words", font=font, fill=0)
+            for line in range(3):
+                y += 40
+                draw.text((100, y), f"ab cd the words of line {line} here and more", font=font, fill=0)
+            y += 140
+
+    found = handle(JobContext.for_test("question_segmentation", {}, _page_png(draw_page)))["questions"]
+    assert [q["number"] for q in found] == [1, 2, 3, 4, 5]
+    assert all(abs(q["bbox"][1] - y) <= 8 for q, y in zip(found, starts, strict=True))
