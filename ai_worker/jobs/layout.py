@@ -794,14 +794,25 @@ class _Reader:
                 plain[i] = text
         # A read that stops short of a label ("Q1" of "Q10.", "[1" of "[12]", "문" alone: a wide letter gap cut
         # the word) is read again over a wider window from the line start.
-        again = [i for i, text in plain.items() if reads[i] is None and _INCOMPLETE.match(text.strip())]
+        # So is a bracketed number read from a word the gap cut short: "※ [8" may read "[8]" where the line goes on
+        # "~9] ...", a section heading.
+        again = [
+            i
+            for i, text in plain.items()
+            if (reads[i] is None and _INCOMPLETE.match(text.strip()))
+            or ((read := reads[i]) is not None and read.family == "bracket")
+        ]
         wide = [
             self._crop(lines[i], lines[i].x0, min(lines[i].x1, lines[i].x0 + round(AGAIN_LABEL_LINES * self.line_h)))
             for i in again
         ]
         for i, (text, confidence) in zip(again, textlines.recognise(wide), strict=True):
-            if confidence >= MIN_READ_CONFIDENCE:
+            if confidence < MIN_READ_CONFIDENCE:
+                continue
+            if reads[i] is None:
                 reads[i] = parse_label(text)
+            elif (read := parse_label(text)) is not None and read.kind == "heading":
+                reads[i] = read
         # The recogniser may drop a Hangul glyph altogether ("문 3." read "3."): when the number is not the first
         # word, the first word read alone is no digit, and it is the prefix.
         bare = [

@@ -359,3 +359,22 @@ def test_questions_before_the_first_number_read_start_after_the_widest_gaps() ->
     found = handle(JobContext.for_test("question_segmentation", {}, _page_png(draw_page)))["questions"]
     assert [q["number"] for q in found] == [1, 2, 3, 4, 5]
     assert all(abs(q["bbox"][1] - y) <= 8 for q, y in zip(found, starts, strict=True))
+
+
+def test_a_bracketed_number_read_from_a_cut_word_is_checked_over_the_wider_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The recogniser closes a cut `[8` as `[8]`: the line read over a wider window goes on `~9] ...`, a heading."""
+    from ai_worker.jobs import textlines
+
+    gray = np.full((60, 600), 255, np.uint8)
+    cv2.putText(gray, "[8", (20, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 0, 2)
+    cv2.putText(gray, "~9] Read and answer", (75, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.9, 0, 2)
+    mask = (gray < 128).astype(np.uint8)
+
+    def recognise(crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        return [("[8]", 0.9) if crop.shape[1] < 100 else ("[8~9] Read and", 0.9) for crop in crops]
+
+    monkeypatch.setattr(textlines, "recognise", recognise)
+    read = _Reader(gray, mask, 25.0).read([Block(20, 18, 420, 42)])[0]
+    assert read is not None and read.kind == "heading"
