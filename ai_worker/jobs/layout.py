@@ -87,6 +87,7 @@ LABEL_MAX_LINES = 4.0  # a question label or a heading's range is at most this m
 PREFIX_MAX_LINES = 1.1  # a first word narrower than this may be a prefix ("문", "Q") and is read with the next one
 MIN_READ_CONFIDENCE = 0.5  # the recogniser's mean character confidence below which a read is ignored
 REPEAT_PENALTY = 0.5  # a label family loses this much per number it repeats on the page
+BARE_MIN_CHAIN = 3  # bare numbers read where no label is ("1", "2", "3") number the questions when this many in order
 CIRCLED_WEIGHT = 0.5  # circled numbers are usually choice markers: a chain of them counts half
 SKIP_PENALTY = 0.6  # a chain of question numbers loses this much per number it skips
 GUESSED_WEIGHT = 0.5  # an inferred mark ("11" taken for "1)") counts this much in a chain: a clean read of the same
@@ -531,6 +532,7 @@ _PREFIXED = re.compile(r"^([^\d\s\[\](){}<>Qq①-⑳]{1,2}|0)\s*([1-9]\d{0,2})\s
 _INCOMPLETE = re.compile(r"^(\S{0,2}\s*[\[(]?\s*\d{1,3}|[^\s\d①-⑳]{1,2})$")  # digits without their mark, a lone glyph
 _DIGIT_LOOKALIKES = str.maketrans({"I": "1", "l": "1", "|": "1", "O": "0", "o": "0"})
 _PAREN_LOST = re.compile(r"^([1-9]\d?)\s?[1lIi|!jJ]$")  # "1)" read "11", "4)" read "4i"
+_BARE = re.compile(r"^[\[|(]?\s*([1-9]\d{0,2})\s*[\]|]?$")  # a number with no mark ("4]": a box's side left)
 _BOXED = re.compile(r"^[\[|(]?\s*([1-9]\d{0,2})\s*([.)]?)\s*[\]|]?$")
 
 
@@ -592,6 +594,7 @@ class _Reader:
         self.gray, self.mask, self.line_h, self.fallback = gray, mask, line_h, fallback
         self.raw = mask if raw is None else raw
         self._cache: dict[tuple[int, int, int, int], _Read | None] = {}
+        self.bare: dict[tuple[int, int, int], int] = {}  # (x0, y0, y1) of a line: the bare number its first word reads
 
     def _token_end(self, line: Block, x: int, gap_lines: float) -> int | None:
         """The x where the run of ink starting at or after `x` ends at a blank gap, within LABEL_MAX_LINES."""
@@ -748,6 +751,8 @@ class _Reader:
         if self.fallback is not None and unread:
             for i, read in zip(unread, self.fallback.read([lines[i] for i in unread]), strict=True):
                 self._cache[keys[i]] = read
+            for key, number in self.fallback.bare.items():
+                self.bare.setdefault(key, number)
         return [self._cache[key] for key in keys]
 
     def _read(self, lines: list[Block]) -> list[_Read | None]:
@@ -792,6 +797,8 @@ class _Reader:
                 reads[i] = read or before
             if not frame:
                 plain[i] = text
+                if (digits := _BARE.match(text.strip())) is not None:
+                    self.bare[_line_key(lines[i])] = int(digits.group(1))
         # A read that stops short of a label ("Q1" of "Q10.", "[1" of "[12]", "문" alone: a wide letter gap cut
         # the word) is read again over a wider window from the line start.
         # So is a bracketed number read from a word the gap cut short: "※ [8" may read "[8]" where the line goes on
@@ -870,6 +877,10 @@ def _chain(cands: list[tuple[int, _Read]]) -> list[int]:
     return best[1]
 
 
+def _line_key(line: Block) -> tuple[int, int, int]:
+    return line.x0, line.y0, line.y1
+
+
 def _misread(read: int, expected: int) -> bool:
     """Whether `read` is `expected` with one digit misread (7 read as 1, 8 as 3)."""
     a, b = str(read), str(expected)
@@ -913,6 +924,18 @@ def _questions(
     chosen = [cands[k] for k in _chain([(k, r) for k, (_, r) in enumerate(cands)])]
     if len(chosen) < 2 and all(r.guessed for _, r in chosen):
         chosen = []  # one inferred mark ("11" for "1)") on a page where nothing else reads is noise
+    if len(chosen) < 2:
+        # No label sequence read, but first words that read as bare numbers (a box whose thin sides the scan erased, a
+        # number printed with no mark): a sequence of at least BARE_MIN_CHAIN of them numbers the questions.
+        bare = [
+            (p, _Read("start", "boxed", n, str(n), guessed=True))
+            for p, r in zip(pending, reads, strict=True)
+            if (r is None or r.kind == "start")
+            and (n := reader.bare.get(_line_key(column_lines[p[0]][p[1]]))) is not None
+        ]
+        chain = [bare[k] for k in _chain([(k, r) for k, (_, r) in enumerate(bare)])]
+        if len(chain) >= BARE_MIN_CHAIN:
+            chosen = chain
     starts = {p: r for p, r in chosen}
     # A number the recogniser missed leaves a gap in the sequence: the unread margin lines in that gap that follow
     # the widest blank gaps become the missing questions.

@@ -378,3 +378,21 @@ def test_a_bracketed_number_read_from_a_cut_word_is_checked_over_the_wider_windo
     monkeypatch.setattr(textlines, "recognise", recognise)
     read = _Reader(gray, mask, 25.0).read([Block(20, 18, 420, 42)])[0]
     assert read is not None and read.kind == "heading"
+
+
+def test_numbers_printed_with_no_mark_number_the_questions_when_no_label_is_read() -> None:
+    """`1`, `2`, `3` with no mark (as a box whose thin sides a scan erased leaves them): no label family reads, and the
+    bare numbers in sequence number the questions, labelled as printed."""
+
+    def draw_page(draw: Any, font: Any) -> None:
+        y = 120
+        for number in (1, 2, 3):
+            draw.text((100, y), str(number), font=font, fill=0)
+            draw.text((140, y), "Which value is the sum of the words", font=font, fill=0)
+            for line in range(2):
+                y += 40
+                draw.text((140, y), f"the words of line {line} of its text", font=font, fill=0)
+            y += 150
+
+    found = handle(JobContext.for_test("question_segmentation", {}, _page_png(draw_page)))["questions"]
+    assert [(q["number"], q["label"]) for q in found] == [(1, "1"), (2, "2"), (3, "3")]
