@@ -121,7 +121,7 @@ def test_a_column_rule_broken_into_dashes_by_a_black_and_white_scan_is_erased() 
 def test_truetype_tuning_pages_read_numbers_and_boxes() -> None:
     """Bilevel and grey scans, boxed/circled/`문 N.` labels, Korean and English (tuning generator, seeded)."""
     hits = total = numbers = 0
-    for seed in (1, 3, 4, 24, 32, 35, 36, 47):
+    for seed in (1, 3, 24, 32, 35):  # otsu circled two columns, harsh, bilevel skewed, otsu `문 N.`, otsu boxed
         page = render_font_page(seed)
         found = handle(JobContext.for_test("question_segmentation", {}, page.encode()))["questions"]
         for i, (box, number, label) in enumerate(zip(page.boxes, page.numbers, page.labels, strict=True)):
