@@ -92,8 +92,9 @@ CIRCLED_WEIGHT = 0.5  # circled numbers are usually choice markers: a chain of t
 SKIP_PENALTY = 0.6  # a chain of question numbers loses this much per number it skips
 GUESSED_WEIGHT = 0.5  # an inferred mark ("11" taken for "1)") counts this much in a chain: a clean read of the same
 # number elsewhere (the first line of the next column) wins over a body line that starts with digits
-WIDE_LABEL_LINES = 3.0  # the window read from the line start when no word gap follows its label
-AGAIN_LABEL_LINES = 6.0  # ... and read again when the first word stopped short of a label ("[2" of "※ [2~3]")
+WIDE_LABEL_LINES = 3.0  # the window read from the line start when no word gap follows its label, or again when the
+# first word stopped short of a label ("Q1" of "Q10.")
+AGAIN_LABEL_LINES = 6.0  # ... and a heading's range that still stops short ("[2" of "※ [2~3]"), or a bracket read
 NARROW_LABEL_LINES = 1.6  # an unread first word this narrow may be a question number ("1.", "12)")
 FRAME_SIDE_COVER = 0.7  # a number is framed when three sides of its frame are strokes along this much of their middle
 FRAME_PAD_LINES = 0.25  # ... the frame reaching at most this far above and below its text line
@@ -357,7 +358,7 @@ def _strip_rules(mask: np.ndarray, faint: np.ndarray) -> tuple[int, int, list[Bl
 
 def _box_sides(mask: np.ndarray, horizontal: np.ndarray, upper: int, lower: int) -> bool:
     """Whether the rules on rows `upper` and `lower` are the top and bottom of one box: ink joins their ends."""
-    xs = np.flatnonzero(horizontal[upper])
+    xs = np.flatnonzero(horizontal[max(0, upper - 3) : upper + 4].any(axis=0))  # the rule's rows, drift and all
     if len(xs) == 0 or lower - upper < 8:
         return False
     inside = slice(upper + 4, lower - 3)
@@ -615,6 +616,10 @@ class _Reader:
         """Where the line's first word ends."""
         return self._token_end(line, line.x0, SPACE_LINES)
 
+    def _window(self, line: Block, lines: float) -> np.ndarray:
+        """A crop of the line from its start, `lines` line heights wide."""
+        return self._crop(line, line.x0, min(line.x1, line.x0 + round(lines * self.line_h)))
+
     def _crop(self, line: Block, x0: int, x1: int) -> np.ndarray:
         pad = max(2, round(0.2 * self.line_h))
         return self.gray[max(0, line.y0 - pad) : line.y1 + pad, max(0, x0 - pad) : x1 + pad]
@@ -801,19 +806,25 @@ class _Reader:
                     self.bare[_line_key(lines[i])] = int(digits.group(1))
         # A read that stops short of a label ("Q1" of "Q10.", "[1" of "[12]", "문" alone: a wide letter gap cut
         # the word) is read again over a wider window from the line start.
-        # So is a bracketed number read from a word the gap cut short: "※ [8" may read "[8]" where the line goes on
-        # "~9] ...", a section heading.
-        again = [
+        again = [i for i, text in plain.items() if reads[i] is None and _INCOMPLETE.match(text.strip())]
+        for i, (text, confidence) in zip(
+            again, textlines.recognise([self._window(lines[i], WIDE_LABEL_LINES) for i in again]), strict=True
+        ):
+            if confidence >= MIN_READ_CONFIDENCE:
+                reads[i] = parse_label(text)
+                plain[i] = text
+        # A heading's range is wider ("※ [11~15]"): a read that still stops at an opening bracket is read over a wider
+        # window, and so is every bracketed number ("※ [8" cut by a letter gap reads "[8]", where the line goes on
+        # "~9] ...", a section heading).
+        further = [
             i
             for i, text in plain.items()
-            if (reads[i] is None and _INCOMPLETE.match(text.strip()))
+            if (reads[i] is None and _INCOMPLETE.match(text.strip()) and "[" in text)
             or ((read := reads[i]) is not None and read.family == "bracket")
         ]
-        wide = [
-            self._crop(lines[i], lines[i].x0, min(lines[i].x1, lines[i].x0 + round(AGAIN_LABEL_LINES * self.line_h)))
-            for i in again
-        ]
-        for i, (text, confidence) in zip(again, textlines.recognise(wide), strict=True):
+        for i, (text, confidence) in zip(
+            further, textlines.recognise([self._window(lines[i], AGAIN_LABEL_LINES) for i in further]), strict=True
+        ):
             if confidence < MIN_READ_CONFIDENCE:
                 continue
             if reads[i] is None:
