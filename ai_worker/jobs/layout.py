@@ -816,14 +816,14 @@ class _Reader:
         # A heading's range is wider ("※ [11~15]"): a read that still stops at an opening bracket is read over a wider
         # window, and so is every bracketed number ("※ [8" cut by a letter gap reads "[8]", where the line goes on
         # "~9] ...", a section heading).
-        further = [
+        wider = [
             i
             for i, text in plain.items()
             if (reads[i] is None and _INCOMPLETE.match(text.strip()) and "[" in text)
             or ((read := reads[i]) is not None and read.family == "bracket")
         ]
         for i, (text, confidence) in zip(
-            further, textlines.recognise([self._window(lines[i], AGAIN_LABEL_LINES) for i in further]), strict=True
+            wider, textlines.recognise([self._window(lines[i], AGAIN_LABEL_LINES) for i in wider]), strict=True
         ):
             if confidence < MIN_READ_CONFIDENCE:
                 continue
