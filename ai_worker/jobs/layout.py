@@ -812,14 +812,13 @@ class _Reader:
         ):
             if confidence >= MIN_READ_CONFIDENCE:
                 reads[i] = parse_label(text)
-                plain[i] = text
-        # A heading's range is wider ("※ [11~15]"): a read that still stops at an opening bracket is read over a wider
-        # window, and so is every bracketed number ("※ [8" cut by a letter gap reads "[8]", where the line goes on
-        # "~9] ...", a section heading).
+        # A heading's range is wider ("※ [11~15]"), and a scan's broken `문 7.` may read whole only with the text
+        # after it: a read still short of a label is read over a wider window, and so is every bracketed number
+        # ("※ [8" cut by a letter gap reads "[8]", where the line goes on "~9] ...": a section heading).
         wider = [
             i
             for i, text in plain.items()
-            if (reads[i] is None and _INCOMPLETE.match(text.strip()) and "[" in text)
+            if (reads[i] is None and _INCOMPLETE.match(text.strip()))
             or ((read := reads[i]) is not None and read.family == "bracket")
         ]
         for i, (text, confidence) in zip(
