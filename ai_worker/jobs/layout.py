@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from ai_worker.jobs.deskew import MIN_SKEW_DEG, estimate_skew, map_box, straighten
-from ai_worker.jobs.imaging import ink_mask, join_marks, remove_specks
+from ai_worker.jobs.imaging import INK_MIN_CONTRAST, ink_mask, join_marks, remove_specks
 
 REFERENCE_WIDTH = 1240  # A4 at 150 dpi: the unit every pixel constant below is written in
 BILEVEL_SHARE = 0.98  # a page whose pixels are this much at its darkest or lightest level is a black-and-white scan
@@ -44,16 +44,22 @@ FINE_SPECK_AREA = 3  # ... but a full stop at the end of a question label is not
 SPECK_AREA = 12  # components smaller than this (reference pixels squared: a 3x4 blot) are dust
 DOT_LINES = 0.5  # blocks lower than half a line height are dots and dust (or a row of them) ...
 RULE_LINES = 2.0  # ... unless they are at least two line heights long: an answer blank, a dash
-SLIVER_LINES = 0.15  # blocks this narrow (line heights) are pieces of a broken vertical rule, not words
+STACK_GAP_LINES = 0.25  # ... or pieces of one glyph at most this far apart that stack into half a line or more ...
+STACK_MAX_LINES = 1.5  # ... and at most this many lines high
+SLIVER_LINES = 0.25  # blocks this narrow (line heights) are pieces of a broken vertical rule, not words
 WORD_GAP = 0.012  # letters closer than this fraction of the page width join one word block
 H_RULE_MIN = 0.6  # a horizontal rule spans at least this fraction of the page width
 V_RULE_MIN = 0.3  # a vertical rule (column separator) spans at least this fraction of the page height
 RULE_MIN_CONTRAST = 25  # hairline rules are found at half the usual ink contrast
+INK_CONTRAST_SHARE = 0.5  # ink is at least half as dark below the paper as the page's darkest ink ...
+INK_DARK_PERCENTILE = 0.3  # ... (this percentile of the page's grey levels: stroke cores, on any page with text)
+MIN_INK_CONTRAST = 20  # ... but never under this many grey levels (scan noise); a pale copy's thin strokes stay ink
 RULE_WINDOW_FRACTION = 80  # vertical rules are judged over windows 1/80 of the page width tall (15 px at 150 dpi)
 FOLIO_ZONE = 0.08  # a narrow line centred in the bottom 8 % of the page is a page number ...
 FOLIO_WIDTH = 0.15  # ... when narrower than 15 % of the page width and centred within that
 HEADER_ZONE = 0.3  # a full-width rule in the top 30 % of the page closes the header ...
-HEADER_MAX_BANDS = 5  # ... when at most this many bands of ink (text lines, a title box) lie above it
+HEADER_MAX_BANDS = 5  # ... when at most this many bands of ink (text lines, a title box) lie above it ...
+HEADER_RULE_SHARE = 0.9  # ... and it is this long at least relative to the longest rule there (a table's is shorter)
 FOOTER_ZONE = 0.85  # a full-width rule below 85 % of the page height opens the footer
 GUTTER_MIN = 0.025  # a column gutter is wider than 2.5 % of the page width (two word gaps) ...
 GUTTER_ZONE = (0.25, 0.75)  # ... and lies in the middle half of the page
@@ -69,6 +75,7 @@ PREAMBLE_GAP_RATIO = 1.5  # a margin line this much closer to the start below th
 LABEL_WIDTH_RANGE = (0.75, 1.33)  # an unread first word this wide relative to the labels read may be one
 LABEL_GAP_SHARE = 0.8  # ... after a blank gap at least this share of the median one above a label read
 UNREAD_GAP_RATIO = 2.0  # with no number read, a question follows a blank gap this many times the median spacing
+RULE_BELOW_LINES = 0.8  # a long rule this many line heights under a question's last line is its table's bottom
 JOIN_GAP_LINES = 4.0  # a non-numbered line further below its question than this is not part of it
 MIN_PAGE_SIDE = 200  # px: a smaller image cannot hold a legible exam page
 MIN_LINE_PX = 9  # text lines lower than this many pixels are too coarse to read (a page shrunk to a thumbnail)
@@ -80,9 +87,14 @@ LABEL_MAX_LINES = 4.0  # a question label or a heading's range is at most this m
 PREFIX_MAX_LINES = 1.1  # a first word narrower than this may be a prefix ("문", "Q") and is read with the next one
 MIN_READ_CONFIDENCE = 0.5  # the recogniser's mean character confidence below which a read is ignored
 REPEAT_PENALTY = 0.5  # a label family loses this much per number it repeats on the page
+BARE_MIN_CHAIN = 3  # bare numbers read where no label is ("1", "2", "3") number the questions when this many in order
 CIRCLED_WEIGHT = 0.5  # circled numbers are usually choice markers: a chain of them counts half
 SKIP_PENALTY = 0.6  # a chain of question numbers loses this much per number it skips
-WIDE_LABEL_LINES = 3.0  # the window read again from the line start when the first word stopped short of a label
+GUESSED_WEIGHT = 0.5  # an inferred mark ("11" taken for "1)") counts this much in a chain: a clean read of the same
+# number elsewhere (the first line of the next column) wins over a body line that starts with digits
+WIDE_LABEL_LINES = 3.0  # the window read from the line start when no word gap follows its label, or again when the
+# first word stopped short of a label ("Q1" of "Q10.")
+AGAIN_LABEL_LINES = 6.0  # ... and a heading's range that still stops short ("[2" of "※ [2~3]"), or a bracket read
 NARROW_LABEL_LINES = 1.6  # an unread first word this narrow may be a question number ("1.", "12)")
 FRAME_SIDE_COVER = 0.7  # a number is framed when three sides of its frame are strokes along this much of their middle
 FRAME_PAD_LINES = 0.25  # ... the frame reaching at most this far above and below its text line
@@ -130,16 +142,17 @@ def analyse(gray: np.ndarray) -> Layout:
     if min(height, width) < MIN_PAGE_SIDE:
         return Layout([], 1, 0.0, f"not a page: the image is {width}x{height} px, too small to hold an exam page")
     bilevel = _bilevel(gray)
-    mask = _ink(gray, bilevel)
+    contrast = _ink_contrast(gray)
+    mask = _ink(gray, bilevel, contrast)
     reason = _not_a_page(gray, mask)
     if reason:
         return Layout([], 1, 0.0, reason)
     skew = estimate_skew(mask)
     if abs(skew) < MIN_SKEW_DEG:
-        found, columns, reason = _analyse_level(gray, mask, bilevel)
+        found, columns, reason = _analyse_level(gray, mask, bilevel, contrast)
         return Layout(found, columns, 0.0, reason)
     level, back = straighten(gray, skew)
-    found, columns, reason = _analyse_level(level, _ink(level, bilevel), bilevel)
+    found, columns, reason = _analyse_level(level, _ink(level, bilevel, contrast), bilevel, contrast)
     mapped = [replace(q, box=_tight_on_page(q.box, back, mask)) for q in found]
     return Layout(mapped, columns, round(-skew, 2), reason)
 
@@ -178,10 +191,19 @@ def _tight_on_page(box: tuple[int, int, int, int], back: np.ndarray, mask: np.nd
     )
 
 
-def _ink(gray: np.ndarray, bilevel: bool = False) -> np.ndarray:
+def _ink_contrast(gray: np.ndarray) -> int:
+    """How much darker than the local paper a pixel must be to be ink: `INK_MIN_CONTRAST` on a page of black print,
+    less on a pale copy (grey ink on grey paper, where the thin strokes of a label fall under the usual floor)."""
+    step = max(1, min(gray.shape) // 400)
+    sample = gray[::step, ::step]
+    span = float(np.percentile(sample, 90) - np.percentile(sample, INK_DARK_PERCENTILE))
+    return int(min(INK_MIN_CONTRAST, max(MIN_INK_CONTRAST, INK_CONTRAST_SHARE * span)))
+
+
+def _ink(gray: np.ndarray, bilevel: bool = False, contrast: int = INK_MIN_CONTRAST) -> np.ndarray:
     """The page's ink without dust; on a black-and-white scan, strokes broken into specks are first joined up."""
     unit = gray.shape[1] / REFERENCE_WIDTH
-    ink = ink_mask(gray)
+    ink = ink_mask(gray, contrast)
     if bilevel:
         size = max(3, round(BILEVEL_JOIN * unit) | 1)  # odd: OpenCV shifts a closing by an even kernel a pixel
         ink = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((size, size), np.uint8))
@@ -201,10 +223,13 @@ def _bilevel(gray: np.ndarray) -> bool:
     return bool(np.mean((sample == low) | (sample == high)) >= BILEVEL_SHARE)
 
 
-def _analyse_level(gray: np.ndarray, mask: np.ndarray, bilevel: bool = False) -> tuple[list[Question], int, str | None]:
-    """(questions, column count, reason when nothing could be looked for) of a level page."""
+def _analyse_level(
+    gray: np.ndarray, mask: np.ndarray, bilevel: bool = False, contrast: int = INK_MIN_CONTRAST
+) -> tuple[list[Question], int, str | None]:
+    """(questions, column count, reason when nothing could be looked for) of a level page; `contrast`: the ink's
+    least contrast (`_ink_contrast`)."""
     width = gray.shape[1]
-    top, bottom = _strip_rules(mask, ink_mask(gray, RULE_MIN_CONTRAST))
+    top, bottom, rules = _strip_rules(mask, ink_mask(gray, RULE_MIN_CONTRAST * contrast // INK_MIN_CONTRAST))
     body = mask[top:bottom]
     word_gap = max(3, round(WORD_GAP * width))
     blocks = _blocks(body, word_gap)
@@ -218,13 +243,16 @@ def _analyse_level(gray: np.ndarray, mask: np.ndarray, bilevel: bool = False) ->
             f"not a page: text lines are {line_h:.0f} px high, too low a resolution to read (min {MIN_LINE_PX})",
         )
     # Dust that survived the speck filter (JPEG smears it) would shift a line's start off the margin.
-    blocks = [b for b in blocks if b.y1 - b.y0 >= DOT_LINES * line_h or b.x1 - b.x0 >= RULE_LINES * line_h]
+    # But a glyph a black-and-white scan broke into stacked pieces (the ㅁ, ㅜ and ㄴ of 문) is no dust: pieces that
+    # stack into a line's height are one block.
+    tall = [b for b in blocks if b.y1 - b.y0 >= DOT_LINES * line_h or b.x1 - b.x0 >= RULE_LINES * line_h]
+    blocks = tall + _stacked([b for b in blocks if b not in set(tall)], line_h)
     # So would the dashes of a hairline column rule that a black-and-white scan broke up (too short for a rule): no
     # word is a sliver that thin.
     blocks = [b for b in blocks if b.x1 - b.x0 > SLIVER_LINES * line_h]
     # Labels are cut at blank runs in a mask that keeps the small marks the speck filter drops (the "." of "1.").
     unit = width / REFERENCE_WIDTH
-    raw = ink_mask(gray[top:bottom])
+    raw = ink_mask(gray[top:bottom], contrast)
     fine = remove_specks(raw, max(2, round(FINE_SPECK_AREA * unit * unit)))
     body_gray = gray[top:bottom]
     fallback = None
@@ -254,11 +282,24 @@ def _analyse_level(gray: np.ndarray, mask: np.ndarray, bilevel: bool = False) ->
                 found, columns = whole, 1
     else:
         found = _questions(reader, [blocks], line_h, width, foot)
-    return [replace(q, box=(q.box[0], q.box[1] + top, q.box[2], q.box[3] + top)) for q in found], columns, None
+    found = [replace(q, box=(q.box[0], q.box[1] + top, q.box[2], q.box[3] + top)) for q in found]
+    return [_with_rules(q, rules, line_h) for q in found], columns, None
 
 
-def _strip_rules(mask: np.ndarray, faint: np.ndarray) -> tuple[int, int]:
-    """Erase long rules from `mask` in place; return the body's row range (below the header, above the footer).
+def _with_rules(question: Question, rules: list[Block], line_h: float) -> Question:
+    """The question's box grown over the long rules erased inside it (a table's rules reach past its cells' text):
+    those starting at or right of its left edge, from its top to just under its last line."""
+    x0, y0, x1, y1 = question.box
+    for rule in rules:
+        middle = (rule.y0 + rule.y1) / 2
+        if rule.x0 >= x0 - line_h and y0 - line_h / 2 <= middle <= y1 + RULE_BELOW_LINES * line_h:
+            x0, y0, x1, y1 = min(x0, rule.x0), min(y0, rule.y0), max(x1, rule.x1), max(y1, rule.y1)
+    return replace(question, box=(x0, y0, x1, y1))
+
+
+def _strip_rules(mask: np.ndarray, faint: np.ndarray) -> tuple[int, int, list[Block]]:
+    """Erase long rules from `mask` in place; return the body's row range (below the header, above the footer) and
+    the horizontal rules inside it (page rows).
 
     Vertical rules are found in `faint`, a low-contrast ink mask: hairline column separators fade under blur.
     """
@@ -286,22 +327,69 @@ def _strip_rules(mask: np.ndarray, faint: np.ndarray) -> tuple[int, int]:
     rules = cv2.dilate(cv2.bitwise_or(horizontal, vertical), np.ones((3, 3), np.uint8))
     mask[rules > 0] = 0
     rows = np.flatnonzero(horizontal.any(axis=1))
-    # The header closes at the lowest full-width rule near the top with no more than a header's few lines above it
-    # (a table's rule in the first question of a page with no header closes nothing).
+    # The header closes at the first full-width rule near the top with no more than a header's few lines above it
+    # (a table's rule in the first question of a page with no header closes nothing) and about as long as the longest
+    # rule there; the rules of a table in the first question under a header come below it, and are shorter or as
+    # long. A box around the title closes at its lower side.
     top = 0
     inked = (mask.sum(axis=1) >= max(3, width // 200)).astype(np.int8)  # rows of text, not of stray dust
-    for rule in sorted({int(r) for r in rows[rows < height * HEADER_ZONE]}, reverse=True):
-        if int(np.count_nonzero(np.diff(inked[:rule], prepend=0) == 1)) <= HEADER_MAX_BANDS:
-            top = rule + 2
+    near = rows[rows < height * HEADER_ZONE]
+    lengths = np.count_nonzero(horizontal[near], axis=1)
+    rules_at: list[list[int]] = []  # the rows of each candidate rule, top to bottom
+    for r, n in zip(near.tolist(), lengths.tolist(), strict=True):
+        if n < HEADER_RULE_SHARE * lengths.max():
+            continue
+        if int(np.count_nonzero(np.diff(inked[:r], prepend=0) == 1)) > HEADER_MAX_BANDS:
             break
+        if rules_at and r - rules_at[-1][-1] <= 2:
+            rules_at[-1].append(r)
+        else:
+            rules_at.append([r])
+    if rules_at:
+        k = 0
+        while k + 1 < len(rules_at) and _box_sides(mask, horizontal, rules_at[k][-1], rules_at[k + 1][0]):
+            k += 1
+        top = rules_at[k][-1] + 2
     bottom = int(rows[rows > height * FOOTER_ZONE].min()) - 1 if (rows > height * FOOTER_ZONE).any() else height
-    return top, bottom
+    count, _, stats, _ = cv2.connectedComponentsWithStats(horizontal, connectivity=8)
+    inside = [Block(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h, _ in stats[1:count]]
+    return top, bottom, [b for b in inside if b.y0 >= top and b.y1 <= bottom]
+
+
+def _box_sides(mask: np.ndarray, horizontal: np.ndarray, upper: int, lower: int) -> bool:
+    """Whether the rules on rows `upper` and `lower` are the top and bottom of one box: ink joins their ends."""
+    xs = np.flatnonzero(horizontal[max(0, upper - 3) : upper + 4].any(axis=0))  # the rule's rows, drift and all
+    if len(xs) == 0 or lower - upper < 8:
+        return False
+    inside = slice(upper + 4, lower - 3)
+    return all(
+        float(mask[inside, max(0, x - 4) : x + 5].any(axis=1).mean()) >= FRAME_SIDE_COVER
+        for x in (int(xs[0]), int(xs[-1]))
+    )
 
 
 def _blocks(mask: np.ndarray, word_gap: int) -> list[Block]:
     joined = join_marks(mask, word_gap, 3)
     count, _, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
     return [Block(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h, _ in stats[1:count]]
+
+
+def _stacked(pieces: list[Block], line_h: float) -> list[Block]:
+    """Small blocks that stack into one glyph: overlapping across, at most `STACK_GAP_LINES` apart down, together
+    between half a line and a line and a half high; pieces narrower than `SLIVER_LINES` (dust) take no part."""
+    gap = STACK_GAP_LINES * line_h
+    merged: list[Block] = []
+    for b in sorted((b for b in pieces if b.x1 - b.x0 > SLIVER_LINES * line_h), key=lambda b: b.y0):
+        for k in range(len(merged) - 1, -1, -1):
+            m = merged[k]
+            if m.y1 < b.y0 - 2 * line_h:
+                break  # sorted by top: the merged blocks further up end too far above
+            if min(m.x1, b.x1) > max(m.x0, b.x0) and b.y0 - m.y1 <= gap:
+                merged[k] = Block(min(m.x0, b.x0), min(m.y0, b.y0), max(m.x1, b.x1), max(m.y1, b.y1))
+                break
+        else:
+            merged.append(b)
+    return [m for m in merged if DOT_LINES * line_h <= m.y1 - m.y0 <= STACK_MAX_LINES * line_h]
 
 
 def _line_height(blocks: list[Block]) -> float:
@@ -445,6 +533,7 @@ _PREFIXED = re.compile(r"^([^\d\s\[\](){}<>Qq①-⑳]{1,2}|0)\s*([1-9]\d{0,2})\s
 _INCOMPLETE = re.compile(r"^(\S{0,2}\s*[\[(]?\s*\d{1,3}|[^\s\d①-⑳]{1,2})$")  # digits without their mark, a lone glyph
 _DIGIT_LOOKALIKES = str.maketrans({"I": "1", "l": "1", "|": "1", "O": "0", "o": "0"})
 _PAREN_LOST = re.compile(r"^([1-9]\d?)\s?[1lIi|!jJ]$")  # "1)" read "11", "4)" read "4i"
+_BARE = re.compile(r"^[\[|(]?\s*([1-9]\d{0,2})\s*[\]|]?$")  # a number with no mark ("4]": a box's side left)
 _BOXED = re.compile(r"^[\[|(]?\s*([1-9]\d{0,2})\s*([.)]?)\s*[\]|]?$")
 
 
@@ -506,6 +595,7 @@ class _Reader:
         self.gray, self.mask, self.line_h, self.fallback = gray, mask, line_h, fallback
         self.raw = mask if raw is None else raw
         self._cache: dict[tuple[int, int, int, int], _Read | None] = {}
+        self.bare: dict[tuple[int, int, int], int] = {}  # (x0, y0, y1) of a line: the bare number its first word reads
 
     def _token_end(self, line: Block, x: int, gap_lines: float) -> int | None:
         """The x where the run of ink starting at or after `x` ends at a blank gap, within LABEL_MAX_LINES."""
@@ -525,6 +615,10 @@ class _Reader:
     def token_end(self, line: Block) -> int | None:
         """Where the line's first word ends."""
         return self._token_end(line, line.x0, SPACE_LINES)
+
+    def _window(self, line: Block, lines: float) -> np.ndarray:
+        """A crop of the line from its start, `lines` line heights wide."""
+        return self._crop(line, line.x0, min(line.x1, line.x0 + round(lines * self.line_h)))
 
     def _crop(self, line: Block, x0: int, x1: int) -> np.ndarray:
         pad = max(2, round(0.2 * self.line_h))
@@ -662,6 +756,8 @@ class _Reader:
         if self.fallback is not None and unread:
             for i, read in zip(unread, self.fallback.read([lines[i] for i in unread]), strict=True):
                 self._cache[keys[i]] = read
+            for key, number in self.fallback.bare.items():
+                self.bare.setdefault(key, number)
         return [self._cache[key] for key in keys]
 
     def _read(self, lines: list[Block]) -> list[_Read | None]:
@@ -706,16 +802,34 @@ class _Reader:
                 reads[i] = read or before
             if not frame:
                 plain[i] = text
+                if (digits := _BARE.match(text.strip())) is not None:
+                    self.bare[_line_key(lines[i])] = int(digits.group(1))
         # A read that stops short of a label ("Q1" of "Q10.", "[1" of "[12]", "문" alone: a wide letter gap cut
         # the word) is read again over a wider window from the line start.
         again = [i for i, text in plain.items() if reads[i] is None and _INCOMPLETE.match(text.strip())]
-        wide = [
-            self._crop(lines[i], lines[i].x0, min(lines[i].x1, lines[i].x0 + round(WIDE_LABEL_LINES * self.line_h)))
-            for i in again
-        ]
-        for i, (text, confidence) in zip(again, textlines.recognise(wide), strict=True):
+        for i, (text, confidence) in zip(
+            again, textlines.recognise([self._window(lines[i], WIDE_LABEL_LINES) for i in again]), strict=True
+        ):
             if confidence >= MIN_READ_CONFIDENCE:
                 reads[i] = parse_label(text)
+        # A heading's range is wider ("※ [11~15]"), and a scan's broken `문 7.` may read whole only with the text
+        # after it: a read still short of a label is read over a wider window, and so is every bracketed number
+        # ("※ [8" cut by a letter gap reads "[8]", where the line goes on "~9] ...": a section heading).
+        wider = [
+            i
+            for i, text in plain.items()
+            if (reads[i] is None and _INCOMPLETE.match(text.strip()))
+            or ((read := reads[i]) is not None and read.family == "bracket")
+        ]
+        for i, (text, confidence) in zip(
+            wider, textlines.recognise([self._window(lines[i], AGAIN_LABEL_LINES) for i in wider]), strict=True
+        ):
+            if confidence < MIN_READ_CONFIDENCE:
+                continue
+            if reads[i] is None:
+                reads[i] = parse_label(text)
+            elif (read := parse_label(text)) is not None and read.kind == "heading":
+                reads[i] = read
         # The recogniser may drop a Hangul glyph altogether ("문 3." read "3."): when the number is not the first
         # word, the first word read alone is no digit, and it is the prefix.
         bare = [
@@ -740,7 +854,8 @@ class _Reader:
 def _chain(cands: list[tuple[int, _Read]]) -> list[int]:
     """The indices (into `cands`, in reading order) of the question numbers: one label family, increasing.
 
-    Within a family the chain maximises its length minus `SKIP_PENALTY` per skipped number; families compete on that
+    Within a family the chain maximises its length (an inferred mark counting `GUESSED_WEIGHT`) minus `SKIP_PENALTY`
+    per skipped number; families compete on that
     score less `REPEAT_PENALTY` per repeated number (choice markers ① ② ... restart with every question), a circled
     chain counting `CIRCLED_WEIGHT`.
     """
@@ -754,11 +869,12 @@ def _chain(cands: list[tuple[int, _Read]]) -> list[int]:
         score = [0.0] * len(members)
         back = [-1] * len(members)
         for i, k in enumerate(members):
-            score[i] = 1.0
+            gain = GUESSED_WEIGHT if cands[k][1].guessed else 1.0
+            score[i] = gain
             for j in range(i):
                 step = cands[k][1].number - cands[members[j]][1].number
-                if step >= 1 and score[j] + 1.0 - SKIP_PENALTY * (step - 1) > score[i]:
-                    score[i], back[i] = score[j] + 1.0 - SKIP_PENALTY * (step - 1), j
+                if step >= 1 and score[j] + gain - SKIP_PENALTY * (step - 1) > score[i]:
+                    score[i], back[i] = score[j] + gain - SKIP_PENALTY * (step - 1), j
         end = int(np.argmax(score))
         chain: list[int] = []
         while end >= 0:
@@ -769,6 +885,10 @@ def _chain(cands: list[tuple[int, _Read]]) -> list[int]:
         if key > best[0]:
             best = (key, chain[::-1])
     return best[1]
+
+
+def _line_key(line: Block) -> tuple[int, int, int]:
+    return line.x0, line.y0, line.y1
 
 
 def _misread(read: int, expected: int) -> bool:
@@ -814,6 +934,18 @@ def _questions(
     chosen = [cands[k] for k in _chain([(k, r) for k, (_, r) in enumerate(cands)])]
     if len(chosen) < 2 and all(r.guessed for _, r in chosen):
         chosen = []  # one inferred mark ("11" for "1)") on a page where nothing else reads is noise
+    if len(chosen) < 2:
+        # No label sequence read, but first words that read as bare numbers (a box whose thin sides the scan erased, a
+        # number printed with no mark): a sequence of at least BARE_MIN_CHAIN of them numbers the questions.
+        bare = [
+            (p, _Read("start", "boxed", n, str(n), guessed=True))
+            for p, r in zip(pending, reads, strict=True)
+            if (r is None or r.kind == "start")
+            and (n := reader.bare.get(_line_key(column_lines[p[0]][p[1]]))) is not None
+        ]
+        chain = [bare[k] for k in _chain([(k, r) for k, (_, r) in enumerate(bare)])]
+        if len(chain) >= BARE_MIN_CHAIN:
+            chosen = chain
     starts = {p: r for p, r in chosen}
     # A number the recogniser missed leaves a gap in the sequence: the unread margin lines in that gap that follow
     # the widest blank gaps become the missing questions.
@@ -859,16 +991,25 @@ def _questions(
                     starts[p] = _renumbered(read, last_number)
 
     if len(chosen) >= 2 and chosen[0][1].number > 1:
-        # Before the first number read, only label-narrow unread lines may be the questions it follows.
+        # Before the first number read, only label-narrow unread lines after a blank gap may be the questions it
+        # follows: those after the widest gaps.
         first, read = chosen[0]
+        # A line closer to a question start right below it than to the text above is that question's preamble.
         narrow = [
             p
             for p in unread
             if position[p] < position[first]
             and (end := reader.token_end(column_lines[p[0]][p[1]])) is not None
             and end - column_lines[p[0]][p[1]].x0 <= NARROW_LABEL_LINES * line_h
+            and gap_above(p) >= START_GAP_LINES * line_h
+            and not (
+                (p[0], p[1] + 1) in starts
+                and math.isfinite(gap_above(p))
+                and gap_above(p) > PREAMBLE_GAP_RATIO * gap_above((p[0], p[1] + 1))
+            )
         ]
-        for n, p in zip(range(read.number - 1, 0, -1), narrow[::-1], strict=False):
+        picked = sorted(sorted(narrow, key=gap_above, reverse=True)[: read.number - 1], key=position.__getitem__)
+        for n, p in enumerate(picked, start=read.number - len(picked)):
             starts[p] = _renumbered(read, n)
     for (pa, ra), (pb, rb) in itertools.pairwise(chosen):
         missing = rb.number - ra.number - 1

@@ -2,9 +2,10 @@
 English, at 180-240 dpi, for tuning question_segmentation on real glyphs without touching the held-out set.
 
 It shares no code with bench/heldout/segmentation_pages.py: other faces, other page geometry, other scan model
-(Otsu-thresholded bilevel, photocopy speckle, JPEG through PIL) and other layouts (choices one per line, labels
-`문제 N.`-free, headings with ※, double rules, headers with no rule under them; `문 N.` in a Latin face draws its
-missing-glyph box). Truth: the tight box of each question's ink, its number and label.
+(Otsu-thresholded bilevel, photocopy speckle, faded copies with grey ink on grey paper, JPEG through PIL) and other
+layouts (choices one per line, ruled tables, hairline or dotted column rules, labels `문제 N.`-free, headings with ※,
+double rules, headers with no rule under them; `문 N.` in a Latin face draws its missing-glyph box). Truth: the tight
+box of each question's ink, its number and label.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def render_font_page(seed: int) -> FontPage:
     flush = rng.random() < 0.5
     two = rng.random() < 0.5
     lead = int(px * rng.uniform(1.5, 1.9))
+    extra = random.Random(seed * 131 + 17)  # tables and column rules: a stream of their own (the rest stays as it was)
+    tables, column_rule = 0, "none"
     img = Image.new("L", (w, h), 255)
     d = ImageDraw.Draw(img)
     side = int(0.7 * dpi)
@@ -144,10 +147,29 @@ def render_font_page(seed: int) -> FontPage:
             if rng.random() < 0.25:
                 y += lead
                 fw, fh = int((x1 - bx) * rng.uniform(0.3, 0.7)), rng.randint(3 * px, 8 * px)
-                cv2.rectangle(arr := np.asarray(img).copy(), (bx, y), (bx + fw, y + fh), 0, 2)
-                cv2.line(arr, (bx + 5, y + fh - 5), (bx + fw - 5, y + 5), 0, 2)
-                img.paste(Image.fromarray(arr))
-                d = ImageDraw.Draw(img)
+                arr = np.asarray(img).copy()
+                if extra.random() < 0.4:  # a table as wide as the text or most of it, ruled across
+                    # (in the figure's height: the page's layout, and so its random stream, stays as it was)
+                    fw, rows = int((x1 - bx) * extra.uniform(0.7, 1.0)), max(2, fh // int(lead * 1.2))
+                    pitch = fh // rows
+                    tables += 1
+                    for r in range(rows + 1):
+                        cv2.line(arr, (bx, y + r * pitch), (bx + fw, y + r * pitch), 0, extra.choice((1, 2)))
+                    if extra.random() < 0.5:
+                        for c in range(4):
+                            cv2.line(arr, (bx + c * fw // 3, y), (bx + c * fw // 3, y + fh), 0, 1)
+                    img.paste(Image.fromarray(arr))
+                    d = ImageDraw.Draw(img)
+                    for r in range(rows):
+                        for c in range(3):
+                            cell = str(extra.randint(1, 99))
+                            d.text((bx + c * fw // 3 + px // 2, y + r * pitch + (pitch - px) // 2), cell, font=font,
+                                   fill=0)  # fmt: skip
+                else:
+                    cv2.rectangle(arr, (bx, y), (bx + fw, y + fh), 0, 2)
+                    cv2.line(arr, (bx + 5, y + fh - 5), (bx + fw - 5, y + 5), 0, 2)
+                    img.paste(Image.fromarray(arr))
+                    d = ImageDraw.Draw(img)
                 y += fh - lead + px
             if rng.random() < 0.6:
                 marks = ["ㄱ", "ㄴ", "ㄷ", "ㄹ", "ㅁ"] if style == "circled" else list(CIRCLED[:5])
@@ -172,6 +194,13 @@ def render_font_page(seed: int) -> FontPage:
             if style == "circled" and n > 20:
                 break
     d.text((w // 2 - px, h - int(0.5 * dpi)), str(rng.randint(1, 20)), font=font, fill=0)
+    if two and extra.random() < 0.5:  # a column rule down the gutter: a hairline, or dotted
+        arr = np.asarray(img).copy()
+        step = extra.choice((1, 4, 6))
+        column_rule = "hairline" if step == 1 else "dotted"
+        for yy in range(y_top - lead // 2, int(h - 1.4 * dpi), step):
+            arr[yy : yy + max(1, step // 2), w // 2 : w // 2 + 1] = 0
+        img = Image.fromarray(arr)
     page = np.asarray(img).copy()
     # The page is skewed as it lies on the scanner, before the scan: a black-and-white scan stays black and white.
     skewed = rng.random() < 0.35
@@ -182,6 +211,8 @@ def render_font_page(seed: int) -> FontPage:
         owner = cv2.warpAffine(owner, m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
         boxes = [_tight(owner == k + 1) or b for k, b in enumerate(boxes)]
     kind = rng.choice(("otsu", "photocopy", "jpeg", "clean", "harsh", "bilevel"))
+    if (kind == "photocopy" and seed % 2) or (kind == "clean" and seed % 3 == 2):
+        kind = "faded"  # (own random stream below: the other pages of a seed stay as they were)
     if kind == "otsu":
         noisy = cv2.GaussianBlur(page, (3, 3), 0).astype(np.int16) + np.random.default_rng(seed).integers(
             -40, 40, page.shape
@@ -196,6 +227,14 @@ def render_font_page(seed: int) -> FontPage:
         soft = cv2.GaussianBlur(page, (0, 0), rng.uniform(0.4, 1.0)).astype(np.float32)
         soft += np.random.default_rng(seed).normal(0, 6, page.shape).astype(np.float32)
         page = np.where(soft < rng.uniform(90, 190), 0, 255).astype(np.uint8)
+    elif kind == "faded":  # a pale copy: grey ink on grey paper, thin strokes under half the usual contrast
+        fade = random.Random(seed * 7 + 1)
+        paper, ink = fade.uniform(185, 225), fade.uniform(95, 140)
+        soft = cv2.GaussianBlur(page.astype(np.float32), (0, 0), fade.uniform(0.5, 1.1))
+        soft = ink + soft / 255.0 * (paper - ink)
+        soft += np.random.default_rng(seed).normal(0, fade.uniform(3, 7), page.shape).astype(np.float32)
+        _, buf = cv2.imencode(".jpg", np.clip(soft, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 60])
+        page = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
     elif kind == "photocopy":
         page = cv2.GaussianBlur(page, (0, 0), 1.0)
         mask = np.random.default_rng(seed).random(page.shape) < 0.0015
@@ -211,6 +250,8 @@ def render_font_page(seed: int) -> FontPage:
         "scan": kind.removesuffix("+skew"),
         "skew": "skewed" if skewed else "level",
         "face": Path(face).stem,
+        "tables": str(tables),
+        "column_rule": column_rule,
     }
     return FontPage(page, boxes, numbers, labels, 2 if two else 1, kind, tags)
 
