@@ -88,6 +88,8 @@ PAPER_MARGIN = 15  # ... counted where both views show paper 7 px away from anyt
 PEN_HUE = (
     0.12  # ink whose channels pass the paper's light in shares this far apart is coloured pen (tuning: print <= 0.1)
 )
+PEN_MARK_HUE = 0.15  # ... in a mark whose channels lose light this unequally summed over it (print: its fringes cancel)
+FRINGE_GROW = 7  # a mark is its ink grown by 3 px: both edges of a stroke and their colour fringes
 PEN_INK_MIN = 0.0002  # coloured pen ink over 0.02 % of the sheet (a tick, a short answer) is writing
 LINE_RULE_PX = 60  # px of the rectified sheet: a straight run of ink this long is a rule or a box border
 LINE_JOIN_PX = 21  # marks closer than this along a line join it (letters, words)
@@ -558,11 +560,28 @@ def _ink(sheet: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _pen_ink(color: np.ndarray, ink: np.ndarray) -> np.ndarray:
     """Ink that keeps a hue against the paper under it: its channels pass the paper's light in shares at least
-    `PEN_HUE` apart (black print and grey pencil pass them alike, whatever the light's colour)."""
+    `PEN_HUE` apart (black print and grey pencil pass them alike, whatever the light's colour), in a mark that keeps
+    a colour as a whole. A camera fringes black print with colour along its edges (lateral chromatic aberration
+    shifts the red and blue images against the green one, sharpening deepens the fringes, a Bayer sensor's
+    interpolation and 4:2:0 chroma smear them): red on one side of a stroke, its complement on the other, so the
+    light each channel loses summed over the whole mark (its ink grown by `FRINGE_GROW` px, fringes included) is the
+    same for black print wherever the channels went, while pen ink loses more of some channels than of others at
+    every pixel. A mark's hued pixels are pen ink when the channels' summed losses differ by `PEN_MARK_HUE` of the
+    largest."""
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (SHEET_CLOSE, SHEET_CLOSE))
     background = cv2.morphologyEx(color, cv2.MORPH_CLOSE, kernel).astype(np.float32) + 1.0
     passed = color.astype(np.float32) / background
-    return _speckless(ink & (passed.max(axis=2) - passed.min(axis=2) >= PEN_HUE))
+    hued = _speckless(ink & (passed.max(axis=2) - passed.min(axis=2) >= PEN_HUE))
+    if not hued.any():
+        return hued
+    grown = cv2.dilate(ink.astype(np.uint8), np.ones((FRINGE_GROW, FRINGE_GROW), np.uint8))
+    count, labels = cv2.connectedComponents(grown, connectivity=8)
+    flat = labels.ravel()
+    lost = np.stack([np.bincount(flat, (1.0 - passed[..., c]).ravel(), count) for c in range(3)], axis=1)
+    most = lost.max(axis=1)
+    coloured = most - lost.min(axis=1) >= PEN_MARK_HUE * np.maximum(most, 1e-6)
+    coloured[0] = False  # paper away from any ink
+    return hued & coloured[labels]
 
 
 def _speckless(mask: np.ndarray) -> np.ndarray:

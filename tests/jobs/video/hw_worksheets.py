@@ -416,6 +416,22 @@ def render_worksheet_clip(
     blur = rng.choice((0.0, 0.0, 0.6, 1.0))
     noise = rng.uniform(2, 6)
     grain = [nrng.normal(0, noise, (h, w, 1)).astype(np.float32) for _ in range(6)]  # sensor noise, drawn per frame
+    # The camera's colour fringes at sharp edges, from an RNG of their own so the other draws stay as they were:
+    # lateral chromatic aberration (the red and blue images scaled and shifted against the green one, 0.3-1.5 px at
+    # the frame's corner), the phone's sharpening that deepens them, a Bayer sensor's interpolated colours and its
+    # 4:2:0 chroma (colour at half the resolution, before the H.264 encoder halves it again). Black print then shows
+    # colour along its edges.
+    lens = random.Random(seed * 97 + 29)
+    fringes = []
+    for _ in range(2):  # red, blue: scale about the frame's centre and shift, against green
+        reach = lens.uniform(0.3, 1.5) * lens.choice((-1, 1))
+        scale = 1 + reach / (0.5 * math.hypot(w, h))
+        m = cv2.getRotationMatrix2D((w / 2 + lens.uniform(-0.1, 0.1) * w, h / 2), 0.0, scale)
+        m[:, 2] += [lens.uniform(-0.4, 0.4), lens.uniform(-0.4, 0.4)]
+        fringes.append(m)
+    sharpen = lens.uniform(0.0, 0.8)
+    subsample = lens.random() < 0.7
+    mosaic = lens.random() < 0.6  # a Bayer sensor: one colour per pixel, the others interpolated (bilinear)
     path = workdir / f"worksheet{seed}.mp4"
     encoder = _encoder(path, w, h, FPS, rng.randint(21, 28))
     assert encoder.stdin is not None
@@ -437,8 +453,24 @@ def render_worksheet_clip(
         frame = cv2.warpAffine(frame, m, (w, h), borderMode=cv2.BORDER_REFLECT)
         if blur:
             frame = cv2.GaussianBlur(frame, (0, 0), blur)
+        for channel, m in zip((2, 0), fringes, strict=True):  # BGR: red, blue
+            plane = np.ascontiguousarray(frame[..., channel])
+            frame[..., channel] = cv2.warpAffine(plane, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+        if sharpen:
+            frame = cv2.addWeighted(frame, 1 + sharpen, cv2.GaussianBlur(frame, (0, 0), 1.2), -sharpen, 0)
         frame *= light * gain
         frame += grain[int(nrng.integers(len(grain)))] * (1 if nrng.random() < 0.5 else -1)
+        if mosaic:
+            bayer = np.clip(frame, 0, 255).astype(np.uint8)
+            raw = np.empty((h, w), np.uint8)  # BGGR: blue at even rows and columns, red at odd ones
+            raw[0::2, 0::2], raw[1::2, 1::2] = bayer[0::2, 0::2, 0], bayer[1::2, 1::2, 2]
+            raw[0::2, 1::2], raw[1::2, 0::2] = bayer[0::2, 1::2, 1], bayer[1::2, 0::2, 1]
+            frame = cv2.cvtColor(raw, cv2.COLOR_BayerRG2BGR).astype(np.float32)
+        if subsample:
+            ycc = cv2.cvtColor(np.clip(frame, 0, 255).astype(np.uint8), cv2.COLOR_BGR2YCrCb)
+            chroma = cv2.resize(cv2.resize(ycc[..., 1:], (w // 2, h // 2), interpolation=cv2.INTER_AREA), (w, h))
+            ycc[..., 1:] = chroma
+            frame = cv2.cvtColor(ycc, cv2.COLOR_YCrCb2BGR).astype(np.float32)
         encoder.stdin.write(np.clip(frame, 0, 255).astype(np.uint8).tobytes())  # type: ignore[union-attr]
         frames += 1
 
