@@ -260,16 +260,16 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
     on_topline = [_best_share(line.xs, line.tops, (slope, s), tol) for line, s in zip(lines, slopes, strict=True)]
     # The page's print size: the typical letter height of the lines that sit on a straight baseline.
     print_size = _print_size(lines, on_baseline)
-    # A low-resolution scan (letters at most `LOWRES_TEXT_PX` tall as scanned): blur rounds every contour.
-    lowres = text_h / 2**_upscaled <= LOWRES_TEXT_PX
     marks: list[np.ndarray] = []  # the ink's marks (labels, stats), labelled when first needed
     uprights = [_upright_share(line.own, line.x, line.y, gx, gy, s) for line, s in zip(lines, slopes, strict=True)]
+    # A low-resolution scan (letters at most `LOWRES_TEXT_PX` tall as scanned): blur rounds every contour.
+    lowres = text_h / 2**_upscaled <= LOWRES_TEXT_PX
     printed = [
         _is_printed(bottom, top, line.size / print_size if print_size else math.inf, len(line.xs) / text_h, lowres)
         or _is_upright_type(upright, bottom + top, line.size / text_h)
         for line, bottom, top, upright in zip(lines, on_baseline, on_topline, uprights, strict=True)
     ]
-    printed, row_heights = _rows_of_type(lines, printed, slopes, tol)
+    printed, row_heights = _rows_of_type(lines, printed, slopes, tol) if lowres else (printed, [0.0] * len(lines))
     # A short line can sit on a straight baseline by chance (a two-digit answer): when its ink is much fainter than
     # the print's (pencil beside laser print), it is another instrument's, and clearly written (`_fainter_than_print`).
     fainter = _fainter_than_print(gray, lines, printed, uprights, text_h)
@@ -626,7 +626,9 @@ def _rows_of_type(
     resolution, even where a low-resolution scan's blur leaves their contours no longer straight. A line whose top or
     bottom (at the page's slope) lies within `ROW_TOL_SIZE` of its height (and `tol`) of those of `ROW_MIN_PIECES`
     - 1 other lines of about its height (`ROW_SIZE_RATIO`) is print: a written line is one piece (its words join
-    across `WORD_JOIN_TEXT`), and written words that do stand apart jitter in height and drift off a line.
+    across `WORD_JOIN_TEXT`), and written words that do stand apart jitter in height and drift off a line. Used on
+    low-resolution scans only (`LOWRES_TEXT_PX`), where blur leaves no other cue: at 200 dpi a pen's words written
+    wide apart can share a top or a bottom within 3 px (held-out), and there the contours tell print already.
     Returns the lines' print flags and, for each line taken for print here, its row's median box height."""
     out, row_heights = list(printed), [0.0] * len(lines)
     if len(lines) < ROW_MIN_PIECES:

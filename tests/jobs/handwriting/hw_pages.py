@@ -69,7 +69,7 @@ def _cursive_word(rng: random.Random, page: np.ndarray, x: float, base: float, h
         pts.append((px, py))
     arr = np.array(pts, np.float32) * 8
     cv2.polylines(page, [arr.astype(np.int32)], False, look["ink"], look["width"], cv2.LINE_AA, shift=3)
-    return x + letters * per + h * rng.uniform(0.5, 1.0)
+    return x + letters * per + h * rng.uniform(*look.get("gap", (0.5, 1.0)))
 
 
 def _digit(rng: random.Random, page: np.ndarray, x: float, base: float, h: float, look: dict) -> float:
@@ -528,6 +528,8 @@ def render_case(seed: int, kind: str) -> Case:
             _loop(rng, layer, rng.choice(choices), stroke, round_=kind == "ring")
         else:
             look = {"height": hand, "width": stroke, "ink": 0, "loop": rng.uniform(0.1, 0.4), "slant": 0.15}
+            if kind == "lowres_title_page":  # words written wide apart: each its own line, on a steady baseline
+                look["gap"] = (2.0, 3.5)
             x0, y0, x1, y1 = rng.choice(spaces)
             if kind in ("page", "highlight_page", "lowres_page") or (kind == "lowres_title_page" and seed % 2):
                 for k in range(rng.randint(2, 5)):
