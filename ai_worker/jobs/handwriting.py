@@ -269,7 +269,10 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
         or _is_upright_type(upright, bottom + top, line.size / text_h)
         for line, bottom, top, upright in zip(lines, on_baseline, on_topline, uprights, strict=True)
     ]
-    printed, row_heights = _rows_of_type(lines, printed, slopes, tol) if lowres else (printed, [0.0] * len(lines))
+    # Rows of type on scans measured at twice the size only (letters <= `SMALL_TEXT_PX` as scanned): at 10 px, grainy
+    # pencil's pieces can share a top.
+    rows = _upscaled > 0
+    printed, row_heights = _rows_of_type(lines, printed, slopes, tol) if rows else (printed, [0.0] * len(lines))
     # A short line can sit on a straight baseline by chance (a two-digit answer): when its ink is much fainter than
     # the print's (pencil beside laser print), it is another instrument's, and clearly written (`_fainter_than_print`).
     fainter = _fainter_than_print(gray, lines, printed, uprights, text_h)
