@@ -77,7 +77,13 @@ PRINTED_MIN_ON_BASELINE = 0.4  # a printed line has at least 40 % of its bottom 
 PRINTED_MIN_ALIGNED = 0.85  # ... or 85 % of both shares added ("(4) 7": pointed digits, curved brackets) ...
 PRINT_SIZE_TOLERANCE = 1.4  # ... and letters at most 1.4x the page's print size (handwriting is larger than print)
 LONG_LINE_TEXT = 10  # a line 10 text heights long has columns enough to need both shares (the bottom alone: no)
+LOWRES_TEXT_PX = 10  # on a scan whose letters are at most 10 px tall (blurred: headings' contours no longer
+LOWRES_MIN_ALIGNED = 0.95  # straight), shares adding up to 95 % ...
+LOWRES_SIZE_TOLERANCE = 2.0  # ... are print up to 2.0x the print size (a short answer written at 2.3x: not)
 ALIGNED_ANY_SIZE = 1.1  # shares adding up to 110 % are print at any size (titles); 1 % of written lines reach it
+ROW_MIN_PIECES = 3  # 3 lines (words, choices) whose boxes share a top or a bottom ...
+ROW_TOL_SIZE = 0.08  # ... within 8 % of their height ...
+ROW_SIZE_RATIO = 1.4  # ... at heights within 40 % of each other are one row of type
 LETTER_SIZE_PERCENTILE = 90  # a line's letter height: capitals and ascenders, not the x-height
 SLIVER_PX = 2  # marks this thin (or thinner than 0.3 text heights) are left-over edges of erased rules
 RULE_REMNANT_TEXT = 0.3
@@ -253,20 +259,25 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
     on_baseline = [_best_share(line.xs, line.bottoms, (slope, s), tol) for line, s in zip(lines, slopes, strict=True)]
     on_topline = [_best_share(line.xs, line.tops, (slope, s), tol) for line, s in zip(lines, slopes, strict=True)]
     # The page's print size: the typical letter height of the lines that sit on a straight baseline.
-    baseline_heights = [line.size for line, on in zip(lines, on_baseline, strict=True) if on >= PRINTED_MIN_ON_BASELINE]
-    print_size = float(np.median(baseline_heights)) if baseline_heights else 0.0
+    print_size = _print_size(lines, on_baseline)
     marks: list[np.ndarray] = []  # the ink's marks (labels, stats), labelled when first needed
     uprights = [_upright_share(line.own, line.x, line.y, gx, gy, s) for line, s in zip(lines, slopes, strict=True)]
+    # A low-resolution scan (letters at most `LOWRES_TEXT_PX` tall as scanned): blur rounds every contour.
+    lowres = text_h / 2**_upscaled <= LOWRES_TEXT_PX
     printed = [
-        _is_printed(bottom, top, line.size / print_size if print_size else math.inf, len(line.xs) / text_h)
+        _is_printed(bottom, top, line.size / print_size if print_size else math.inf, len(line.xs) / text_h, lowres)
         or _is_upright_type(upright, bottom + top, line.size / text_h)
         for line, bottom, top, upright in zip(lines, on_baseline, on_topline, uprights, strict=True)
     ]
+    # Rows of type on scans measured at twice the size only (letters <= `SMALL_TEXT_PX` as scanned): at 10 px, grainy
+    # pencil's pieces can share a top.
+    rows = _upscaled > 0
+    printed, row_heights = _rows_of_type(lines, printed, slopes, tol) if rows else (printed, [0.0] * len(lines))
     # A short line can sit on a straight baseline by chance (a two-digit answer): when its ink is much fainter than
     # the print's (pencil beside laser print), it is another instrument's, and clearly written (`_fainter_than_print`).
     fainter = _fainter_than_print(gray, lines, printed, uprights, text_h)
-    for line, bottom, top, slope, upright, is_print, faint in zip(
-        lines, on_baseline, on_topline, slopes, uprights, printed, fainter, strict=True
+    for line, bottom, top, slope, upright, is_print, faint, row_height in zip(
+        lines, on_baseline, on_topline, slopes, uprights, printed, fainter, row_heights, strict=True
     ):
         relative_size = line.size / print_size if print_size else math.inf
         if faint:
@@ -278,7 +289,7 @@ def measure(gray: np.ndarray, *, color: np.ndarray | None = None, _upscaled: int
             printed_lines += 1
             # A printed line can hold a written mark: a loop drawn around a choice, a tick beside it.
             marks = marks or list(cv2.connectedComponentsWithStats(ink, connectivity=8)[1:3])
-            for own, x, y in _foreign_marks(line, marks[0], marks[1], text_h, gx, gy, slope):
+            for own, x, y in _foreign_marks(line, marks[0], marks[1], text_h, gx, gy, slope, row_height):
                 written_lines += 1
                 _paint(written, own, x, y)
                 _paint(clear, own, x, y)
@@ -458,7 +469,14 @@ def _lines(ink: np.ndarray, text_h: float) -> list[_Line]:
 
 
 def _foreign_marks(
-    line: _Line, labels: np.ndarray, stats: np.ndarray, text_h: float, gx: np.ndarray, gy: np.ndarray, slope: float
+    line: _Line,
+    labels: np.ndarray,
+    stats: np.ndarray,
+    text_h: float,
+    gx: np.ndarray,
+    gy: np.ndarray,
+    slope: float,
+    row_height: float = 0.0,
 ) -> list[tuple[np.ndarray, int, int]]:
     """The written marks inside a line of print: (ink crop, x, y) of each.
 
@@ -468,7 +486,9 @@ def _foreign_marks(
     tall and `FOREIGN_MIN_ASPECT` as wide as tall (brackets, slashes and bars are thin), and `FOREIGN_MIN_SIZE` times
     as tall as the tallest letters, or `FOREIGN_LOOP_SIZE` times when it encloses two of them (a loop drawn around a
     choice; a printed circled digit encloses one) or has hardly an upright edge (`FOREIGN_TICK_UPRIGHT`: a tick
-    beside it; a ring, printed or not, has about 18 %).
+    beside it; a ring, printed or not, has about 18 %). In a line that is print as one of a row (`_rows_of_type`),
+    the tallest letters are at least the row's height, `row_height` (a heading's syllable broken into its pieces by
+    a blurred scan is no taller than the row's other words).
     """
     h, w = line.own.shape
     ids = np.unique(labels[line.y : line.y + h, line.x : line.x + w][line.own])
@@ -484,7 +504,7 @@ def _foreign_marks(
         others = letters & (np.arange(len(ids)) != k)
         if others.sum() < 2:
             continue
-        ratio = heights[k] / float(np.percentile(heights[others], 90))
+        ratio = heights[k] / max(row_height, float(np.percentile(heights[others], 90)))
         if ratio < FOREIGN_LOOP_SIZE:
             continue
         x, y, mw, mh, _ = stats[ids[k]]
@@ -600,11 +620,61 @@ def _fainter_than_print(
     return out
 
 
-def _is_printed(bottom: float, top: float, relative_size: float, length: float) -> bool:
+def _rows_of_type(
+    lines: list[_Line], printed: list[bool], slopes: list[float], tol: float
+) -> tuple[list[bool], list[float]]:
+    """`printed`, with the lines that repeat one edge across a row taken for print too: type sets the words of a line
+    (a heading's, a choice row's "(1) 26", each its own line when word gaps are wide) on one baseline (Latin) or
+    under one top line (Hangul syllables), so their boxes' bottoms or tops agree to a pixel or two, at any size and
+    resolution, even where a low-resolution scan's blur leaves their contours no longer straight. A line whose top or
+    bottom (at the page's slope) lies within `ROW_TOL_SIZE` of its height (and `tol`) of those of `ROW_MIN_PIECES`
+    - 1 other lines of about its height (`ROW_SIZE_RATIO`) is print: a written line is one piece (its words join
+    across `WORD_JOIN_TEXT`), and written words that do stand apart jitter in height and drift off a line. Used on
+    low-resolution scans only (`LOWRES_TEXT_PX`), where blur leaves no other cue: at 200 dpi a pen's words written
+    wide apart can share a top or a bottom within 3 px (held-out), and there the contours tell print already.
+    Returns the lines' print flags and, for each line taken for print here, its row's median box height."""
+    out, row_heights = list(printed), [0.0] * len(lines)
+    if len(lines) < ROW_MIN_PIECES:
+        return out, row_heights
+    heights = np.array([line.own.shape[0] for line in lines], np.float64)
+    centres = np.array([line.x + line.own.shape[1] / 2 for line in lines], np.float64)
+    shift = np.array(slopes) * centres  # the page's slope taken out: a skewed scan's row still lines up
+    tops = np.array([line.y for line in lines], np.float64) - shift
+    bottoms = tops + heights
+    for k in np.flatnonzero(~np.array(printed)):
+        within = max(tol, ROW_TOL_SIZE * heights[k])
+        sized = (heights <= ROW_SIZE_RATIO * heights[k]) & (heights * ROW_SIZE_RATIO >= heights[k])
+        top = sized & (np.abs(tops - tops[k]) <= within)  # itself included
+        bottom = sized & (np.abs(bottoms - bottoms[k]) <= within)
+        if max(int(top.sum()), int(bottom.sum())) >= ROW_MIN_PIECES:
+            out[k], row_heights[k] = True, float(np.median(heights[top | bottom]))
+    return out, row_heights
+
+
+def _print_size(lines: list[_Line], on_baseline: list[float]) -> float:
+    """The page's print size: the letter height of the lines on a straight baseline, the median over their columns
+    (each line weighs by its length), so a long body line counts for more than the short pieces of a low-resolution
+    scan's broken letters or a lone label; 0 when no line sits on a baseline."""
+    sized = [
+        (line.size, len(line.xs)) for line, on in zip(lines, on_baseline, strict=True) if on >= PRINTED_MIN_ON_BASELINE
+    ]
+    if not sized:
+        return 0.0
+    sizes, weights = np.array(sized, np.float64).T
+    order = np.argsort(sizes)
+    cumulative = np.cumsum(weights[order])
+    return float(sizes[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+
+def _is_printed(bottom: float, top: float, relative_size: float, length: float, lowres: bool = False) -> bool:
     """Whether a line is print, from the shares of its bottom and top contours on straight lines of the page's slope,
-    its letter height relative to the page's print size and its length in text heights."""
+    its letter height relative to the page's print size and its length in text heights. On a low-resolution scan
+    (`lowres`: letters at most `LOWRES_TEXT_PX` tall as scanned), where blur rounds every contour, a line aligned
+    `LOWRES_MIN_ALIGNED` is print up to `LOWRES_SIZE_TOLERANCE` times the print size (headings)."""
     aligned = bottom + top
-    if aligned >= ALIGNED_ANY_SIZE:
+    if aligned >= ALIGNED_ANY_SIZE or (
+        lowres and aligned >= LOWRES_MIN_ALIGNED and relative_size <= LOWRES_SIZE_TOLERANCE
+    ):
         return True
     on_lines = aligned >= PRINTED_MIN_ALIGNED or (bottom >= PRINTED_MIN_ON_BASELINE and length < LONG_LINE_TEXT)
     return on_lines and relative_size <= PRINT_SIZE_TOLERANCE

@@ -69,7 +69,7 @@ def _cursive_word(rng: random.Random, page: np.ndarray, x: float, base: float, h
         pts.append((px, py))
     arr = np.array(pts, np.float32) * 8
     cv2.polylines(page, [arr.astype(np.int32)], False, look["ink"], look["width"], cv2.LINE_AA, shift=3)
-    return x + letters * per + h * rng.uniform(0.5, 1.0)
+    return x + letters * per + h * rng.uniform(*look.get("gap", (0.5, 1.0)))
 
 
 def _digit(rng: random.Random, page: np.ndarray, x: float, base: float, h: float, look: dict) -> float:
@@ -278,6 +278,8 @@ CASE_KINDS = (
     "lowres",  # print scanned at 60-90 dpi
     "lowres_scan",  # print through a soft scanner at 72-100 dpi (small print too): optics blur, JPEG at low quality
     "lowres_page",  # the same scanner, a few written lines beside the print
+    "lowres_title",  # the same scanner, print only: titles 1.4-2.3x the body's size, bracketed choice rows "(1) 26"
+    "lowres_title_page",  # the same page as lowres_title, with one short answer or a few written lines
     "tick",  # one tick, in an answer space or beside a choice
     "circle",  # one hand-drawn loop around a printed choice
     "answer",  # one short answer (a number or a word) in an answer space or after a label
@@ -296,9 +298,12 @@ class Case:
     written: bool
 
 
-def _mixed_print(rng: random.Random, width: int, height: int) -> tuple[np.ndarray, list, list]:
+def _mixed_print(
+    rng: random.Random, width: int, height: int, titles: random.Random | None = None
+) -> tuple[np.ndarray, list, list]:
     """A white page of print (Korean in Un/Baekmuk or Latin in PIL's font) as an 8-bit grey layer; returns it, the
-    choice labels' boxes and the blank answer spaces."""
+    choice labels' boxes and the blank answer spaces. `titles` (its own random stream): a page title and section
+    headings 1.4-2.3x the body's size, and choice rows in brackets ("(1) 26") whatever the script."""
     tile = Image.new("L", (width, height), 255)
     draw = ImageDraw.Draw(tile)
     fonts = korean_fonts()
@@ -313,7 +318,32 @@ def _mixed_print(rng: random.Random, width: int, height: int) -> tuple[np.ndarra
 
     choices, spaces = [], []
     y = rng.randint(60, 120)
+
+    def heading(scale: float, count: int) -> int:
+        """A heading of `count` short words at `scale` times the body's size, centred or flush left; its height."""
+        assert titles is not None
+        big = max(size + 4, round(size * scale))
+        face = ImageFont.truetype(rng.choice(fonts), big) if korean else ImageFont.load_default(size=big)
+        if korean:
+            text = " ".join(
+                "".join(titles.choice(SYLLABLES) for _ in range(titles.randint(2, 4))) for _ in range(count)
+            )
+        else:
+            text = " ".join(
+                "".join(titles.choice("abcdefghiklmnoprstuy") for _ in range(titles.randint(3, 7)))
+                for _ in range(count)
+            )
+            text = text.title() if titles.random() < 0.5 else text
+        length = draw.textlength(text, font=face)
+        x = (width - length) / 2 if titles.random() < 0.5 else 90
+        draw.text((x, y), text, font=face, fill=0)
+        return int(big * 1.5)
+
+    if titles is not None:
+        y += heading(titles.uniform(1.6, 2.3), titles.randint(2, 4))
     while y < height * 0.85:
+        if titles is not None and titles.random() < 0.35:
+            y += heading(titles.uniform(1.4, 1.8), titles.randint(1, 3))
         for _ in range(rng.randint(1, 2)):
             text = words()
             while draw.textlength(text, font=font) > width - 200:
@@ -323,7 +353,8 @@ def _mixed_print(rng: random.Random, width: int, height: int) -> tuple[np.ndarra
         if rng.random() < 0.6:
             for i in range(5):
                 x = 110 + i * (width - 200) // 5
-                label = f"{'①②③④⑤'[i]} {rng.randint(1, 99)}" if korean else f"({i + 1}) {rng.randint(1, 99)}"
+                circled = korean and titles is None
+                label = f"{'①②③④⑤'[i]} {rng.randint(1, 99)}" if circled else f"({i + 1}) {rng.randint(1, 99)}"
                 draw.text((x, y), label, font=font, fill=0)
                 box = draw.textbbox((x, y), label, font=font)
                 choices.append(box)
@@ -397,7 +428,8 @@ def render_case(seed: int, kind: str) -> Case:
     """One tuning page of `kind` (CASE_KINDS), BGR, with whether it holds handwriting."""
     rng = random.Random(f"case-{seed}-{kind}")
     width, height = 1240, 1754
-    printed, choices, spaces = _mixed_print(rng, width, height)
+    titled = kind in ("lowres_title", "lowres_title_page")
+    printed, choices, spaces = _mixed_print(rng, width, height, random.Random(f"titles-{seed}") if titled else None)
     paper_tone = rng.uniform(215, 248)
     canvas = np.repeat((printed.astype(np.float32) / 255 * paper_tone)[..., None], 3, axis=2)
     nrng = np.random.default_rng(rng.randrange(2**32))
@@ -469,7 +501,17 @@ def render_case(seed: int, kind: str) -> Case:
             cv2.fillPoly(band, [pts], 1.0)
         band = cv2.GaussianBlur(band, (0, 0), rng.uniform(0.8, 3.0)) * rng.uniform(0.6, 0.95)
         canvas *= 1 - band[..., None] * (1 - tint[None, None, :] / 255)
-    written = kind in ("tick", "circle", "answer", "page", "highlight_page", "lowres_page", "faint_answer", "ring")
+    written = kind in (
+        "tick",
+        "circle",
+        "answer",
+        "page",
+        "highlight_page",
+        "lowres_page",
+        "lowres_title_page",
+        "faint_answer",
+        "ring",
+    )
     if written:
         pen = "pencil" if kind == "faint_answer" else rng.choice(tuple(PEN_BGR))
         layer = np.full((height, width), 255, np.uint8)
@@ -486,8 +528,10 @@ def render_case(seed: int, kind: str) -> Case:
             _loop(rng, layer, rng.choice(choices), stroke, round_=kind == "ring")
         else:
             look = {"height": hand, "width": stroke, "ink": 0, "loop": rng.uniform(0.1, 0.4), "slant": 0.15}
+            if kind == "lowres_title_page":  # words written wide apart: each its own line, on a steady baseline
+                look["gap"] = (2.0, 3.5)
             x0, y0, x1, y1 = rng.choice(spaces)
-            if kind in ("page", "highlight_page", "lowres_page"):
+            if kind in ("page", "highlight_page", "lowres_page") or (kind == "lowres_title_page" and seed % 2):
                 for k in range(rng.randint(2, 5)):
                     _written_line(
                         rng, layer, x0, int(y0 + k * hand * 1.9), x1 - x0, rng.choice(("prose", "calc")), look
@@ -511,7 +555,7 @@ def render_case(seed: int, kind: str) -> Case:
             shade = np.array(rng.choice(((90, 240, 250), (130, 250, 150), (210, 150, 250))), np.float32) / 255
             canvas *= 1 - band[..., None] * (1 - shade[None, None, :])
     image = np.clip(canvas, 0, 255).astype(np.uint8)
-    low = kind in ("lowres", "lowres_scan", "lowres_page")
+    low = kind in ("lowres", "lowres_scan", "lowres_page", "lowres_title", "lowres_title_page")
     if kind == "keystone":
         image = _keystone(rng, image)
     elif not low and rng.random() < 0.25:
@@ -528,7 +572,7 @@ def render_case(seed: int, kind: str) -> Case:
         scale = rng.uniform(60, 90) / 150
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     quality = rng.randint(35, 55) if heavy else rng.randint(75, 92)
-    if kind in ("lowres_scan", "lowres_page"):
+    if kind in ("lowres_scan", "lowres_page", "lowres_title", "lowres_title_page"):
         # Scanned at 72-100 dpi, the page taken as printed at 150 dpi (print 11-16 pt) or 220 dpi (8-11 pt: letters
         # about 5-7 px tall): the scanner's optics blur over about a target pixel, then it samples bilinearly.
         scale = rng.uniform(72, 100) / rng.choice((150, 220))
