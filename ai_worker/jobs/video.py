@@ -566,8 +566,8 @@ def _pen_ink(color: np.ndarray, ink: np.ndarray) -> np.ndarray:
     interpolation and 4:2:0 chroma smear them): red on one side of a stroke, its complement on the other, so the
     light each channel loses summed over the whole mark (its ink grown by `FRINGE_GROW` px, fringes included) is the
     same for black print wherever the channels went, while pen ink loses more of some channels than of others at
-    every pixel. A mark's hued pixels are pen ink when the channels' summed losses differ by `PEN_MARK_HUE` of the
-    largest."""
+    every pixel. Print need not be neutral: a mark's hued pixels are pen ink when its tint (each channel's summed loss
+    as a share of its largest) differs from the print's (`_print_tint`) by `PEN_MARK_HUE` in some channel."""
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (SHEET_CLOSE, SHEET_CLOSE))
     background = cv2.morphologyEx(color, cv2.MORPH_CLOSE, kernel).astype(np.float32) + 1.0
     passed = color.astype(np.float32) / background
@@ -578,10 +578,24 @@ def _pen_ink(color: np.ndarray, ink: np.ndarray) -> np.ndarray:
     count, labels = cv2.connectedComponents(grown, connectivity=8)
     flat = labels.ravel()
     lost = np.stack([np.bincount(flat, (1.0 - passed[..., c]).ravel(), count) for c in range(3)], axis=1)
+    lost[0] = 0.0  # paper away from any ink
     most = lost.max(axis=1)
-    coloured = most - lost.min(axis=1) >= PEN_MARK_HUE * np.maximum(most, 1e-6)
-    coloured[0] = False  # paper away from any ink
+    tint = lost / np.maximum(most, 1e-6)[:, None]  # each channel's loss as a share of the mark's largest
+    coloured = np.abs(tint - _print_tint(tint, np.maximum(most, 0.0))).max(axis=1) >= PEN_MARK_HUE
+    coloured[0] = False
     return hued & coloured[labels]
+
+
+def _print_tint(tint: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """The print's tint: per channel, the median of the marks' tints weighted by their ink (print is most of a
+    page's ink). Neutral black print gives (1, 1, 1); a printer's composite black, dark-blue or brown-black print and
+    a camera's white balance on dark ink give a tint that every mark of print shares and pen ink does not."""
+    order = np.argsort(tint, axis=0)
+    cumulative = np.cumsum(weight[order], axis=0)
+    if cumulative[-1, 0] <= 0:
+        return np.ones(3)
+    rows = [min(int(np.searchsorted(cumulative[:, c], 0.5 * cumulative[-1, c])), len(weight) - 1) for c in range(3)]
+    return np.array([tint[order[rows[c], c], c] for c in range(3)])
 
 
 def _speckless(mask: np.ndarray) -> np.ndarray:

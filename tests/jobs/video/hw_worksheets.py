@@ -401,6 +401,19 @@ def render_worksheet_clip(
         written = [p in ("written", "progressive") for p in plan]
         progressive = [p == "progressive" for p in plan]
     sheets = [_worksheet(rng, lang, layout, n + 1, dense[n], extra) for n in range(count)]
+    # Print whose black carries a tint, from an RNG of its own so the other draws stay as they were: about one video
+    # in two is printed in a dark ink that is not neutral (a printer's composite black, dark-blue or brown-black
+    # print): its channels lose 12-30 % unequally over every mark, in a direction drawn per video.
+    tint = random.Random(seed * 61 + 37)
+    if tint.random() < 0.5:
+        base = tint.uniform(10, 45)
+        weights = [1.0, 0.0, tint.random()]
+        tint.shuffle(weights)
+        spread = tint.uniform(0.12, 0.3) * (255 - base)
+        print_ink = np.array([base + spread * wt for wt in weights], np.float32)  # BGR
+        for sheet in sheets:
+            loss = (255.0 - sheet.print_.astype(np.float32).mean(axis=2, keepdims=True)) / 255.0
+            sheet.print_[...] = np.clip(255.0 - loss * (255.0 - print_ink), 0, 255).astype(np.uint8)
     layers = []
     for sheet, wr in zip(sheets, written, strict=True):
         layers.append(_write(rng, sheet, lang, rng.uniform(0.3, 1.0), hand_px) if wr else [])

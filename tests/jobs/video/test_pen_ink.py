@@ -12,11 +12,11 @@ PAPER = (228, 233, 236)  # BGR
 WORDS = ("find the value of each number below", "write the answer in the box", "how many pieces are left")
 
 
-def _print(sheet: np.ndarray) -> None:
+def _print(sheet: np.ndarray, ink: tuple[int, int, int] = (25, 25, 25)) -> None:
     for k in range(18):
-        cv2.putText(sheet, WORDS[k % 3], (60, 80 + 48 * k), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (25, 25, 25), 2, cv2.LINE_AA)
-    cv2.putText(sheet, "Math practice 7", (60, 40), cv2.FONT_HERSHEY_DUPLEX, 1.3, (20, 20, 20), 4, cv2.LINE_AA)
-    cv2.rectangle(sheet, (400, 900), (700, 960), (30, 30, 30), 3)
+        cv2.putText(sheet, WORDS[k % 3], (60, 80 + 48 * k), cv2.FONT_HERSHEY_SIMPLEX, 1.0, ink, 2, cv2.LINE_AA)
+    cv2.putText(sheet, "Math practice 7", (60, 40), cv2.FONT_HERSHEY_DUPLEX, 1.3, ink, 4, cv2.LINE_AA)
+    cv2.rectangle(sheet, (400, 900), (700, 960), ink, 3)
 
 
 def _handwriting(sheet: np.ndarray, pen: tuple[int, int, int]) -> None:
@@ -69,4 +69,29 @@ def test_pen_ink_next_to_print_is_found_through_the_same_camera(ink: tuple[int, 
     _print(sheet)
     _handwriting(sheet, ink)
     pen, _ = _pen_share(_camera(sheet, 1.5))
+    assert pen >= 2 * video.PEN_INK_MIN
+
+
+# Print whose black is not neutral: its channels lose 15-30 % unequally over every mark (BGR): dark-blue, brown-black
+# and greenish composite black print.
+TINTED_PRINT = [(75, 40, 20), (20, 40, 80), (30, 70, 25)]
+PENS_ON_TINT = [(150, 60, 25), (40, 40, 170), (150, 60, 25)]  # blue, red, blue
+
+
+@pytest.mark.parametrize("print_ink", TINTED_PRINT)
+def test_tinted_print_is_not_pen_ink(print_ink: tuple[int, int, int]) -> None:
+    sheet = np.full((1000, 760, 3), PAPER, np.uint8)
+    _print(sheet, print_ink)
+    pen, hued = _pen_share(_camera(sheet, 1.0))
+    assert hued >= video.PEN_INK_MIN  # the print's pixels show a hue ...
+    assert pen < video.PEN_INK_MIN / 4  # ... which every mark of the page shares: it is the print's
+
+
+@pytest.mark.parametrize(("print_ink", "ink"), list(zip(TINTED_PRINT, PENS_ON_TINT, strict=True)))
+def test_pen_ink_on_tinted_print_is_found(print_ink: tuple[int, int, int], ink: tuple[int, int, int]) -> None:
+    """Blue pen on dark-blue print, red pen on brown-black print, blue pen on greenish print."""
+    sheet = np.full((1000, 760, 3), PAPER, np.uint8)
+    _print(sheet, print_ink)
+    _handwriting(sheet, ink)
+    pen, _ = _pen_share(_camera(sheet, 1.0))
     assert pen >= 2 * video.PEN_INK_MIN
