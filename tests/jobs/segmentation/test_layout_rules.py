@@ -152,6 +152,26 @@ def test_questions_whose_numbers_cannot_be_read_are_split_at_wide_gaps_with_no_n
     assert [q["bbox"][1] for q in found] == sorted(q["bbox"][1] for q in found)
 
 
+def _three_questions_with_a_table(
+    draw: Any, font: Any, y: int, *, lines: tuple[int, int], table: tuple[int, int]
+) -> None:
+    """Questions 1-3 from `y`, with `lines` text lines under question 1's label and under each other's, question 1
+    ending in a three-row table whose rules run from x = `table[0]` to `table[1]`."""
+    for number in (1, 2, 3):
+        draw.text((100, y), f"{number}. Which of the following values is the sum below", font=font, fill=0)
+        for line in range(lines[0] if number == 1 else lines[1]):
+            y += 40
+            draw.text((140, y), f"the text of question {number} on its line {line} of words", font=font, fill=0)
+        if number == 1:
+            for row in range(3):
+                y += 40
+                draw.line((table[0], y, table[1], y), fill=0, width=2)
+                draw.text((160, y + 8), f"row {row}    12    34    56", font=font, fill=0)
+            y += 40
+            draw.line((table[0], y, table[1], y), fill=0, width=2)
+        y += 150
+
+
 def test_a_table_rule_in_the_first_question_of_a_page_with_no_header_closes_no_header() -> None:
     """A full-width rule near the top with more text lines above it than a header holds is a table's."""
     from PIL import Image, ImageDraw, ImageFont
@@ -159,20 +179,7 @@ def test_a_table_rule_in_the_first_question_of_a_page_with_no_header_closes_no_h
     font = ImageFont.load_default(size=24)
     page = Image.new("L", (1240, 1754), 255)
     draw = ImageDraw.Draw(page)
-    y = 80
-    for number in (1, 2, 3):
-        draw.text((100, y), f"{number}. Which of the following values is the sum below", font=font, fill=0)
-        for line in range(5 if number == 1 else 3):
-            y += 40
-            draw.text((140, y), f"the text of question {number} on its line {line} of words", font=font, fill=0)
-        if number == 1:
-            for row in range(3):  # a table as wide as the text
-                y += 40
-                draw.line((140, y, 1140, y), fill=0, width=2)
-                draw.text((160, y + 8), f"row {row}    12    34    56", font=font, fill=0)
-            y += 40
-            draw.line((140, y, 1140, y), fill=0, width=2)
-        y += 150
+    _three_questions_with_a_table(draw, font, 80, lines=(5, 3), table=(140, 1140))  # a table as wide as the text
     ok, png = cv2.imencode(".png", np.asarray(page))
     assert ok
     found = handle(JobContext.for_test("question_segmentation", {}, png.tobytes()))["questions"]
@@ -263,20 +270,7 @@ def test_a_table_in_the_first_question_under_a_header_is_no_header_rule(title_bo
             draw.rectangle((90, 45, 1150, 140), outline=0, width=2)
         else:
             draw.line((90, 140, 1150, 140), fill=0, width=2)
-        y = 200
-        for number in (1, 2, 3):
-            draw.text((100, y), f"{number}. Which of the following values is the sum below", font=font, fill=0)
-            for line in range(2):
-                y += 40
-                draw.text((140, y), f"the text of question {number} on its line {line} of words", font=font, fill=0)
-            if number == 1:
-                for row in range(3):
-                    y += 40
-                    draw.line((100, y, 1150, y), fill=0, width=2)
-                    draw.text((160, y + 8), f"row {row}    12    34    56", font=font, fill=0)
-                y += 40
-                draw.line((100, y, 1150, y), fill=0, width=2)
-            y += 150
+        _three_questions_with_a_table(draw, font, 200, lines=(2, 2), table=(100, 1150))
 
     found = handle(JobContext.for_test("question_segmentation", {}, _page_png(draw_page)))["questions"]
     assert [(q["number"], q["label"]) for q in found] == [(1, "1."), (2, "2."), (3, "3.")]
