@@ -41,7 +41,7 @@ import numpy as np
 
 from ai_worker.errors import INVALID_INPUT, PermanentError
 from ai_worker.jobs.context import JobContext
-from ai_worker.jobs.imaging import decode_image, ink_mask, is_pdf, join_marks, remove_specks
+from ai_worker.jobs.imaging import decode_image, ink_mask, is_pdf, join_marks, remove_specks, weighted_median
 from ai_worker.jobs.pages import int_field, load_pages
 
 SPECK_AREA = 5  # pixels: dust and noise below this are never ink
@@ -661,9 +661,7 @@ def _print_size(lines: list[_Line], on_baseline: list[float]) -> float:
     if not sized:
         return 0.0
     sizes, weights = np.array(sized, np.float64).T
-    order = np.argsort(sizes)
-    cumulative = np.cumsum(weights[order])
-    return float(sizes[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+    return weighted_median(sizes, weights)
 
 
 def _is_printed(bottom: float, top: float, relative_size: float, length: float, lowres: bool = False) -> bool:

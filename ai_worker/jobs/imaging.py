@@ -1,7 +1,7 @@
 """Decoding untrusted image bytes safely: byte and pixel caps are checked on the header, before decoding.
 
 Shared by the OpenCV handlers, with the ink-mask helpers the page jobs build on (`ink_mask`, `remove_specks`,
-`join_marks`). cv2 and PIL are imported lazily so importing this module costs nothing.
+`join_marks`) and `weighted_median`. cv2 and PIL are imported lazily so importing this module costs nothing.
 """
 
 from __future__ import annotations
@@ -123,3 +123,13 @@ def join_marks(mask: np.ndarray, across: int, down: int = 1) -> np.ndarray:
 
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (across, down))
     return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The value at which the sorted `values`' cumulative weight reaches half the total (`weights` >= 0, not all 0)."""
+    import numpy as np
+
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    row = min(int(np.searchsorted(cumulative, cumulative[-1] / 2)), len(values) - 1)
+    return float(values[order[row]])

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from ai_worker.jobs.deskew import MIN_SKEW_DEG, estimate_skew, map_box, straighten
-from ai_worker.jobs.imaging import INK_MIN_CONTRAST, ink_mask, join_marks, remove_specks
+from ai_worker.jobs.imaging import INK_MIN_CONTRAST, ink_mask, join_marks, remove_specks, weighted_median
 
 REFERENCE_WIDTH = 1240  # A4 at 150 dpi: the unit every pixel constant below is written in
 BILEVEL_SHARE = 0.98  # a page whose pixels are this much at its darkest or lightest level is a black-and-white scan
@@ -398,9 +398,7 @@ def _line_height(blocks: list[Block]) -> float:
         return 1.0
     heights = np.array([b.y1 - b.y0 for b in blocks], np.float64)
     widths = np.array([b.x1 - b.x0 for b in blocks], np.float64)
-    order = np.argsort(heights)
-    cumulative = np.cumsum(widths[order])
-    return float(max(1.0, heights[order][np.searchsorted(cumulative, cumulative[-1] / 2)]))
+    return max(1.0, weighted_median(heights, widths))
 
 
 def _gutter(blocks: list[Block], width: int, line_h: float) -> int | None:

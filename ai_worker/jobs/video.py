@@ -47,6 +47,7 @@ import numpy as np
 from ai_worker.config import VisionSettings
 from ai_worker.errors import INPUT_TOO_LARGE, INVALID_INPUT, PermanentError
 from ai_worker.jobs.context import JobContext
+from ai_worker.jobs.imaging import weighted_median
 
 ANALYSIS_PIXELS = 640 * 360  # frames are compared on the sheet's crop at most this many pixels (never enlarged):
 # letters are resolved, so two pages of one homework differ, even when the sheet fills a part of the frame
@@ -590,12 +591,9 @@ def _print_tint(tint: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """The print's tint: per channel, the median of the marks' tints weighted by their ink (print is most of a
     page's ink). Neutral black print gives (1, 1, 1); a printer's composite black, dark-blue or brown-black print and
     a camera's white balance on dark ink give a tint that every mark of print shares and pen ink does not."""
-    order = np.argsort(tint, axis=0)
-    cumulative = np.cumsum(weight[order], axis=0)
-    if cumulative[-1, 0] <= 0:
+    if weight.sum() <= 0:
         return np.ones(3)
-    rows = [min(int(np.searchsorted(cumulative[:, c], 0.5 * cumulative[-1, c])), len(weight) - 1) for c in range(3)]
-    return np.array([tint[order[rows[c], c], c] for c in range(3)])
+    return np.array([weighted_median(tint[:, c], weight) for c in range(3)])
 
 
 def _speckless(mask: np.ndarray) -> np.ndarray:
